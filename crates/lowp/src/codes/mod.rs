@@ -1,0 +1,216 @@
+//! Codes: a format's own bit patterns (sign, exponent, mantissa), so `decode(encode(x))` is exactly the
+//! rounded value and codes match ml_dtypes' bytes for the formats both have. Bulk decoding, and packing
+//! of sub-byte codes into the little-endian bit stream of FORMATS.md §5.
+
+mod pack;
+
+pub use pack::{pack, packed_len, unpack};
+
+use rayon::prelude::*;
+
+use crate::dtype::{CodeInt, Element};
+use crate::error::{Error, Result};
+use crate::format::{pow2, Format};
+use crate::round::rng::{Rng64, STREAM_FLIP, STREAM_FLIP_BIT};
+use crate::round::{BitFlip, FlipScope};
+
+/// The code of `v`, a value of the format (already rounded), or `None` if it has no code (NaN in a format
+/// without NaN, a negative number in an unsigned format, a value off the format's grid).
+///
+/// # Examples
+/// ```
+/// use lowp::{codes::code_of, Format};
+/// let h = Format::parse("float16")?;
+/// assert_eq!(code_of(&h, 1.0), Some(0x3c00));
+/// assert_eq!(code_of(&h, -0.0), Some(0x8000));
+/// assert_eq!(code_of(&h, 0.1), None);
+/// # Ok::<(), lowp::Error>(())
+/// ```
+pub fn code_of(fmt: &Format, v: f64) -> Option<u64> {
+    if !fmt.exponent_limit() {
+        return None;
+    }
+    let neg = v.is_sign_negative();
+    if v.is_nan() {
+        return fmt.nan_code(neg);
+    }
+    if v.is_infinite() {
+        return fmt.inf_code(neg);
+    }
+    if neg && !fmt.signed() && v != 0.0 {
+        return None;
+    }
+    let sign = if neg && fmt.has_neg_zero() || neg && v != 0.0 { fmt.sign_bit() } else { 0 };
+    let mag = v.abs();
+    if mag == 0.0 {
+        return fmt.has_zero().then_some(sign);
+    }
+    let m = fmt.man_bits() as i32;
+    let bits = mag.to_bits();
+    let field = (bits >> 52) as i32;
+    let ex = if field == 0 { -1074 + 63 - bits.leading_zeros() as i32 } else { field - 1023 };
+    let code_mag = if ex < fmt.emin() {
+        if !fmt.has_zero() {
+            return None;
+        }
+        scaled_integer(mag, fmt.emin() - m)?
+    } else {
+        let n = scaled_integer(mag, ex - m)?; // in [2^M, 2^(M+1))
+        (((ex + fmt.bias()) as u64) << m) | (n - (1u64 << m))
+    };
+    (code_mag <= fmt.max_mag_code()).then_some(sign | code_mag)
+}
+
+/// `mag / 2^k` if it is an integer below 2^53.
+fn scaled_integer(mag: f64, k: i32) -> Option<u64> {
+    // Two exact power-of-two steps keep every intermediate in range.
+    let (k1, k2) = (k / 2, k - k / 2);
+    let q = mag * pow2(-k1) * pow2(-k2);
+    (q.fract() == 0.0 && q < 9007199254740992.0).then_some(q as u64)
+}
+
+pub(crate) fn check_code_width(fmt: &Format, width: u32) -> Result<()> {
+    if !fmt.exponent_limit() {
+        return Err(Error::InvalidOption(format!(
+            "{fmt} has no exponent limit, so its values have no codes; round instead of encoding"
+        )));
+    }
+    if fmt.bits() > width {
+        return Err(Error::InvalidOption(format!(
+            "{} codes have {} bits and do not fit in a {width}-bit integer",
+            fmt.name(),
+            fmt.bits()
+        )));
+    }
+    Ok(())
+}
+
+/// The integer width codes of `fmt` are stored in: 8, 16, 32 or 64.
+pub fn code_width(fmt: &Format) -> u32 {
+    match fmt.bits() {
+        0..=8 => 8,
+        9..=16 => 16,
+        17..=32 => 32,
+        _ => 64,
+    }
+}
+
+/// Rejects inputs without a code before anything is written: NaN in a format without NaN.
+pub(crate) fn check_encodable<T: Element>(fmt: &Format, src: &[T]) -> Result<()> {
+    if fmt.has_nan() {
+        return Ok(());
+    }
+    match src.par_iter().position_first(|x| x.to_f64().is_nan()) {
+        None => Ok(()),
+        Some(index) => Err(Error::NotRepresentable {
+            value: f64::NAN,
+            index,
+            format: fmt.name().to_string(),
+            why: "the format has no NaN",
+        }),
+    }
+}
+
+/// Which bit a soft error flips, from a 64-bit draw: uniform over the bits `scope` allows.
+fn flip_mask(fmt: &Format, scope: FlipScope, draw: u64) -> u64 {
+    let n = match scope {
+        FlipScope::Significand => fmt.man_bits(),
+        FlipScope::Code => fmt.bits(),
+    };
+    if n == 0 {
+        return 0;
+    }
+    let b = ((draw >> 32) * u64::from(n)) >> 32;
+    1u64 << b
+}
+
+/// Flips one bit of the value `v` of `fmt`, chosen by `draw`.
+pub(crate) fn flip_bit<T: Element>(fmt: &Format, scope: FlipScope, v: T, draw: u64) -> T {
+    let mask = flip_mask(fmt, scope, draw);
+    let x = v.to_f64();
+    if mask == 0 || x.is_nan() {
+        return v;
+    }
+    if let Some(code) = code_of(fmt, x) {
+        return T::from_f64(fmt.decode_code(code ^ mask));
+    }
+    // No exponent limit: flip a bit of the M stored significand bits of the value itself.
+    if x == 0.0 || x.is_infinite() {
+        return v;
+    }
+    let m = fmt.man_bits() as i32;
+    let bits = x.abs().to_bits();
+    let field = (bits >> 52) as i32;
+    let ex = if field == 0 { -1074 + 63 - bits.leading_zeros() as i32 } else { field - 1023 };
+    let Some(n) = scaled_integer(x.abs(), ex - m) else { return v };
+    let flipped = (n ^ mask) as f64 * pow2(-m) * pow2(ex);
+    T::from_f64(if x < 0.0 { -flipped } else { flipped })
+}
+
+/// Applies soft errors to codes, drawing exactly as [`crate::round`] does, so encode-with-flips equals
+/// encode-of-round-with-flips.
+pub(crate) fn flip_codes<C: CodeInt>(fmt: &Format, flip: BitFlip, seed: u64, codes: &mut [C]) {
+    if flip.prob == 0.0 {
+        return;
+    }
+    let hit = Rng64::new(seed, STREAM_FLIP);
+    let which = Rng64::new(seed, STREAM_FLIP_BIT);
+    for (i, c) in codes.iter_mut().enumerate() {
+        let idx = i as u64;
+        if ((hit.at(idx) >> 11) as f64) * (1.0 / 9007199254740992.0) < flip.prob {
+            let code = c.to_u64();
+            if fmt.is_nan_code(code) {
+                continue;
+            }
+            *c = C::from_u64(code ^ flip_mask(fmt, flip.scope, which.at(idx)));
+        }
+    }
+}
+
+/// Decodes codes into values. Codes wider than the format are an error naming the first one.
+///
+/// # Examples
+/// ```
+/// use lowp::{codes::decode, Format};
+/// let f = Format::parse("fp4")?;
+/// let mut v = [0.0f32; 3];
+/// decode(&f, &[1u8, 7, 15], &mut v)?;
+/// assert_eq!(v, [0.5, 6.0, -6.0]);
+/// # Ok::<(), lowp::Error>(())
+/// ```
+pub fn decode<C: CodeInt, T: Element>(fmt: &Format, src: &[C], dst: &mut [T]) -> Result<()> {
+    if src.len() != dst.len() {
+        return Err(Error::LengthMismatch { input: src.len(), output: dst.len() });
+    }
+    fmt.check_dtype(T::DTYPE, T::MAN_BITS, T::MAX)?;
+    let smallest = if fmt.has_zero() { fmt.emin() - fmt.man_bits() as i32 } else { fmt.emin() };
+    let dtype_smallest = if T::MAN_BITS == 23 { -149 } else { -1074 };
+    if smallest < dtype_smallest {
+        return Err(Error::UnsupportedDtype {
+            format: fmt.name().to_string(),
+            dtype: T::DTYPE,
+            reason: format!("its smallest value 2^{smallest} is below the data type's 2^{dtype_smallest}"),
+        });
+    }
+    let bits = fmt.bits();
+    if bits < 64 {
+        if let Some(index) = src.par_iter().position_first(|c| c.to_u64() >> bits != 0) {
+            return Err(Error::CodeTooWide { code: src[index].to_u64(), index, bits });
+        }
+    }
+    if bits <= 16 {
+        let table: Vec<T> = (0..1u64 << bits).map(|c| T::from_f64(fmt.decode_code(c))).collect();
+        dst.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| {
+            for (d, c) in d.iter_mut().zip(s) {
+                *d = table[c.to_u64() as usize];
+            }
+        });
+    } else {
+        dst.par_chunks_mut(1 << 14).zip(src.par_chunks(1 << 14)).for_each(|(d, s)| {
+            for (d, c) in d.iter_mut().zip(s) {
+                *d = T::from_f64(fmt.decode_code(c.to_u64()));
+            }
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! The one error type of the core crate.
+
+/// Everything that can go wrong in lowp's core. Messages say what was wrong and what is accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A format name that matches no preset, alias or naming pattern.
+    #[error("unknown format `{name}`{hint}; accepted: a preset or alias (see `lowp formats`), \
+             e<E>m<M>[b<BIAS>][fn|fnuz], binary<K>p<P><s|u><e|f> (IEEE P3109, K <= 16), or chop(<t>,<emax>)")]
+    UnknownFormat {
+        /// The name as given.
+        name: String,
+        /// `"; did you mean `x`?"` or empty.
+        hint: String,
+    },
+    /// A rounding-mode name that matches nothing.
+    #[error("unknown rounding mode `{name}`{hint}; accepted: {accepted}")]
+    UnknownMode {
+        /// The name as given.
+        name: String,
+        /// `"; did you mean `x`?"` or empty.
+        hint: String,
+        /// The accepted names.
+        accepted: String,
+    },
+    /// Format parameters that describe no valid format.
+    #[error("invalid format: {0}")]
+    InvalidFormat(String),
+    /// A valid format that cannot be emulated in the given storage type.
+    #[error("format {format} cannot be rounded from {dtype} data: {reason}")]
+    UnsupportedDtype {
+        /// Format name.
+        format: String,
+        /// `float32` or `float64`.
+        dtype: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// An option value out of its range.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// Input and output slices of different lengths.
+    #[error("length mismatch: input has {input} elements, output has {output}")]
+    LengthMismatch {
+        /// Input length.
+        input: usize,
+        /// Output length.
+        output: usize,
+    },
+    /// A value with no code in the format (NaN in a format without NaN, a negative number in an unsigned one).
+    #[error("{value} at index {index} has no code in {format} ({why})")]
+    NotRepresentable {
+        /// The offending input.
+        value: f64,
+        /// Its position.
+        index: usize,
+        /// Format name.
+        format: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// A code outside the format's code range, or wider than the packing width.
+    #[error("code {code:#x} at index {index} does not fit in {bits} bits")]
+    CodeTooWide {
+        /// The code.
+        code: u64,
+        /// Its position.
+        index: usize,
+        /// The width.
+        bits: u32,
+    },
+    /// A packed buffer too short for the number of codes requested.
+    #[error("packed buffer holds {have} bytes but {count} codes of {bits} bits need {need}")]
+    BufferTooShort {
+        /// Bytes given.
+        have: usize,
+        /// Bytes needed.
+        need: usize,
+        /// Codes asked for.
+        count: usize,
+        /// Bits per code.
+        bits: u32,
+    },
+}
+
+/// `Result` with lowp's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Edit distance, used to suggest the nearest accepted name.
+pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// `"; did you mean `x`?"` for the closest candidate within a small distance, else `""`.
+pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    let name = name.to_ascii_lowercase();
+    let best = candidates.into_iter().map(|c| (levenshtein(&name, c), c)).min_by_key(|&(d, _)| d);
+    match best {
+        Some((d, c)) if d <= 3.max(name.len() / 3) => format!("; did you mean `{c}`?"),
+        _ => String::new(),
+    }
+}
