@@ -69,8 +69,8 @@ pub struct Format {
     exp_bits: u32,
     man_bits: u32,
     bias: i32,
-    /// Largest unbiased exponent of a finite value (below the layout's own maximum only for chop formats).
-    emax: i32,
+    /// A chop format's maximum exponent, when below what the layout reaches.
+    emax_limit: Option<i32>,
     specials: Specials,
     has_zero: bool,
     subnormals: bool,
@@ -146,15 +146,12 @@ impl Format {
             ));
         }
         let bias = bias.unwrap_or((1 << (exp_bits - 1)) - 1);
-        let top_exp = (1i32 << exp_bits) - 1;
-        let layout_emax = if specials == Specials::Ieee { top_exp - 1 - bias } else { top_exp - bias };
-        let emax = emax.unwrap_or(layout_emax);
         let mut f = Format {
             name: String::new(),
             exp_bits,
             man_bits,
             bias,
-            emax,
+            emax_limit: emax,
             specials,
             has_zero,
             subnormals: has_zero,
@@ -168,6 +165,7 @@ impl Format {
                 specials.describe()
             )));
         }
+        let emax = f.emax();
         if emax > 1023 || f.emin() - (man_bits as i32) < -1074 {
             return Err(Error::InvalidFormat(format!(
                 "bias {bias} puts the exponent range [{}, {emax}] outside what float64 can hold ([-1074, 1023])",
@@ -343,7 +341,7 @@ impl Format {
     }
     /// Largest unbiased exponent of a finite number.
     pub fn emax(&self) -> i32 {
-        self.emax
+        (self.max_mag_code() >> self.man_bits) as i32 - self.bias
     }
     /// Largest finite value.
     pub fn max(&self) -> f64 {
@@ -391,8 +389,10 @@ impl Format {
             Specials::Fnuz | Specials::Finite => all,
             Specials::Unsigned { inf: true } => all - 2,
         };
-        let by_emax = (((self.emax + self.bias) as u64) << self.man_bits) | ((1u64 << self.man_bits) - 1);
-        layout.min(by_emax)
+        match self.emax_limit {
+            Some(e) => layout.min((((e + self.bias) as u64) << self.man_bits) | ((1u64 << self.man_bits) - 1)),
+            None => layout,
+        }
     }
 
     /// The value of a magnitude code (no sign bit), for codes in `0..=max_mag_code`.
