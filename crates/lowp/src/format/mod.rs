@@ -460,7 +460,8 @@ impl Format {
             _ => self.nan_code(neg) == Some(code),
         };
         if is_nan || mag > self.max_mag_code() {
-            return f64::NAN;
+            // NaN codes that carry a sign (IEEE, fn) decode to a NaN of that sign.
+            return if neg && self.has_neg_zero() { -f64::NAN } else { f64::NAN };
         }
         let v = self.decode_mag(mag);
         if neg {
