@@ -1,1 +1,360 @@
-fn main() {}
+//! The `lowp` command: parses the command line and hands each subcommand to its module.
+
+mod bench;
+mod convert;
+mod describe;
+mod npy;
+mod report;
+mod table;
+mod tensors;
+mod timing;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use lowp::{FlipScope, Format, Rounding, RoundingMode};
+
+use convert::FloatType;
+
+/// What FORMAT and MODE accept, shown under the help of the commands that take them.
+const NAMES_HELP: &str = "FORMAT: a preset or alias from `lowp formats` (bf16, fp16, e4m3fn, fp4, ...), \
+e<E>m<M>[b<BIAS>][fn|fnuz] (e.g. e5m10), binary<K>p<P><s|u><e|f> (IEEE P3109, e.g. binary8p4se), or chop(<t>,<emax>).
+MODE: nearest_even (default), toward_positive, toward_negative, toward_zero, stochastic, stochastic_equal, \
+nearest_zero, nearest_away, odd; aliases rne, up, down, rtz, sr; a chop code 1-9; or stochastic:N (N random bits).";
+
+#[derive(Parser)]
+#[command(
+    name = "lowp",
+    version,
+    about = "Round, encode and decode arrays in low-precision number formats, and measure what it costs",
+    after_help = NAMES_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every preset format: widths, bias, range, precision, special values.
+    Formats {
+        /// Print one JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show everything about one format (a preset, alias or pattern such as e5m10 or chop(11,15)).
+    #[command(after_help = NAMES_HELP)]
+    Info {
+        format: Format,
+        #[command(flatten)]
+        options: FormatOptions,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every code of a format of at most 16 bits with its value.
+    #[command(after_help = NAMES_HELP)]
+    Values {
+        format: Format,
+        /// Print one JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Round a float32 or float64 .npy array to a format; writes the same dtype and shape.
+    #[command(after_help = NAMES_HELP)]
+    Round(ConvertArgs),
+    /// Round and write the format's codes (bit patterns) as a uint8/16/32/64 .npy array of the same shape.
+    #[command(after_help = NAMES_HELP)]
+    Encode(ConvertArgs),
+    /// Turn a .npy array of codes (any unsigned integer type) back into values.
+    #[command(after_help = NAMES_HELP)]
+    Decode(DecodeArgs),
+    /// Error of each format and rounding mode on realistic tensors (built in, or IN.npy), with throughput.
+    #[command(after_help = NAMES_HELP)]
+    Report(ReportArgs),
+    /// Throughput of round, encode and decode per format, mode, data type and thread count, against memcpy.
+    #[command(after_help = NAMES_HELP)]
+    Bench(BenchArgs),
+}
+
+/// Options that change a format's rounding behaviour.
+#[derive(Args)]
+struct FormatOptions {
+    /// Flush values below the smallest normal to {0, ±min normal} instead of using subnormals.
+    #[arg(long)]
+    no_subnormals: bool,
+    /// Clamp overflow to ±max instead of giving inf or NaN (±inf inputs too, unless --keep-inf).
+    #[arg(long)]
+    saturate: bool,
+    /// With saturation, keep ±inf inputs infinite (NaN in formats without inf).
+    #[arg(long)]
+    keep_inf: bool,
+    /// Round only the significand (M+1 bits), with no exponent range: no overflow, underflow or subnormals.
+    #[arg(long)]
+    no_exponent_limit: bool,
+}
+
+impl FormatOptions {
+    fn apply(&self, f: Format) -> Format {
+        let mut f = f;
+        if self.no_subnormals {
+            f = f.with_subnormals(false);
+        }
+        if self.saturate {
+            f = f.with_saturation(true);
+        }
+        if self.keep_inf {
+            f = f.with_propagate_inf(true);
+        }
+        if self.no_exponent_limit {
+            f = f.with_exponent_limit(false);
+        }
+        f
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scope {
+    /// One of the M stored significand bits.
+    Significand,
+    /// Any bit of the code, sign and exponent included (can give inf or NaN).
+    Code,
+}
+
+/// How to round: mode, seed, soft errors.
+#[derive(Args)]
+struct RoundingOptions {
+    /// Rounding mode: a name, alias, chop code 1-9, or stochastic:N.
+    #[arg(short, long, default_value = "nearest_even")]
+    mode: RoundingMode,
+    /// Seed of the random numbers of stochastic modes and bit flips (results depend only on it and the
+    /// element's index).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Soft errors: flip one bit of each rounded element with this probability.
+    #[arg(long, value_name = "P")]
+    flip_prob: Option<f64>,
+    /// Which bits a soft error may flip.
+    #[arg(long, value_enum, default_value = "significand", requires = "flip_prob")]
+    flip_scope: Scope,
+}
+
+impl RoundingOptions {
+    fn rounding(&self) -> Rounding {
+        let r = Rounding::new(self.mode).with_seed(self.seed);
+        match self.flip_prob {
+            None => r,
+            Some(p) => r.with_flip(
+                p,
+                match self.flip_scope {
+                    Scope::Significand => FlipScope::Significand,
+                    Scope::Code => FlipScope::Code,
+                },
+            ),
+        }
+    }
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// Target format.
+    #[arg(short, long)]
+    format: Format,
+    #[command(flatten)]
+    options: FormatOptions,
+    #[command(flatten)]
+    rounding: RoundingOptions,
+    /// Input .npy file (float32 or float64, any shape, C or Fortran order).
+    input: PathBuf,
+    /// Output .npy file (written only if everything succeeds).
+    output: PathBuf,
+}
+
+#[derive(Args)]
+struct DecodeArgs {
+    /// Format the codes are in.
+    #[arg(short, long)]
+    format: Format,
+    /// Element type to write.
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: FloatType,
+    /// Input .npy file of codes (uint8, uint16, uint32 or uint64).
+    input: PathBuf,
+    /// Output .npy file.
+    output: PathBuf,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// A float32 or float64 .npy file to report on instead of the built-in tensors.
+    input: Option<PathBuf>,
+    /// Comma-separated formats, or `all` for every preset [default: bfloat16, float16, tf32, float8_e5m2,
+    /// float8_e4m3fn, float6_e3m2fn, float6_e2m3fn, float4_e2m1fn].
+    #[arg(long, value_name = "LIST", value_parser = parse_formats)]
+    formats: Option<FormatList>,
+    /// Comma-separated rounding modes, `deterministic`, or `all` [default: nearest_even, toward_zero, stochastic].
+    #[arg(long, value_name = "LIST", value_parser = parse_modes)]
+    modes: Option<ModeList>,
+    #[command(flatten)]
+    options: FormatOptions,
+    /// Seed of stochastic rounding.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Elements of each built-in tensor.
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    elements: usize,
+    /// Print one JSON array of records instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Elements per array [default: 10000000, or 1000000 with --quick].
+    #[arg(long, value_name = "N")]
+    size: Option<usize>,
+    /// Comma-separated formats, or `all` [default: every preset of at most 8 bits, float16, bfloat16].
+    #[arg(long, value_name = "LIST", value_parser = parse_formats)]
+    formats: Option<FormatList>,
+    /// Comma-separated rounding modes, `deterministic`, or `all` [default: the deterministic modes and
+    /// stochastic].
+    #[arg(long, value_name = "LIST", value_parser = parse_modes)]
+    modes: Option<ModeList>,
+    /// Comma-separated thread counts.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+    /// Timed repetitions (the best counts), after one warm-up.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    reps: usize,
+    /// Seed of stochastic rounding.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// A small set for smoke tests: bfloat16, float8_e4m3fn, float4_e2m1fn; nearest_even and stochastic.
+    #[arg(long)]
+    quick: bool,
+    /// Print one JSON array of records instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Debug)]
+struct FormatList(Vec<Format>);
+#[derive(Clone, Debug)]
+struct ModeList(Vec<RoundingMode>);
+
+/// Splits on commas outside parentheses, so `chop(11,15)` stays one item.
+fn split_list(s: &str) -> Vec<&str> {
+    let (mut depth, mut start, mut items) = (0i32, 0, Vec::new());
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(s[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(s[start..].trim());
+    items.into_iter().filter(|x| !x.is_empty()).collect()
+}
+
+fn parse_formats(s: &str) -> Result<FormatList, lowp::Error> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(FormatList(Format::presets()));
+    }
+    split_list(s).into_iter().map(Format::parse).collect::<Result<_, _>>().map(FormatList)
+}
+
+fn parse_modes(s: &str) -> Result<ModeList, lowp::Error> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "all" => Ok(ModeList(RoundingMode::ALL.to_vec())),
+        "deterministic" => Ok(ModeList(RoundingMode::DETERMINISTIC.to_vec())),
+        _ => split_list(s).into_iter().map(RoundingMode::parse).collect::<Result<_, _>>().map(ModeList),
+    }
+}
+
+fn named(names: &[&str]) -> Vec<Format> {
+    names.iter().map(|n| Format::parse(n).expect("built-in format names parse")).collect()
+}
+
+fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    match cli.command {
+        Command::Formats { json } => describe::formats(json, out),
+        Command::Info { format, options, json } => describe::info(&options.apply(format), json, out),
+        Command::Values { format, json } => describe::values(&format, json, out),
+        Command::Round(a) => convert::round(&a.options.apply(a.format), &a.rounding.rounding(), &a.input, &a.output),
+        Command::Encode(a) => convert::encode(&a.options.apply(a.format), &a.rounding.rounding(), &a.input, &a.output),
+        Command::Decode(a) => convert::decode(&a.format, a.dtype, &a.input, &a.output),
+        Command::Report(a) => {
+            let formats = a.formats.map_or_else(|| named(report::DEFAULT_FORMATS), |l| l.0);
+            let opts = report::Options {
+                input: a.input,
+                formats: formats.into_iter().map(|f| a.options.apply(f)).collect(),
+                modes: a.modes.map_or_else(|| report::DEFAULT_MODES.to_vec(), |l| l.0),
+                seed: a.seed,
+                elements: a.elements,
+                json: a.json,
+            };
+            report::run(&opts, out)
+        }
+        Command::Bench(a) => {
+            let (formats, modes) = if a.quick {
+                (named(bench::QUICK_FORMATS), bench::QUICK_MODES.to_vec())
+            } else {
+                (bench::default_formats(), bench::default_modes())
+            };
+            let opts = bench::Options {
+                formats: a.formats.map_or(formats, |l| l.0),
+                modes: a.modes.map_or(modes, |l| l.0),
+                threads: a.threads,
+                size: a.size.unwrap_or(if a.quick { 1_000_000 } else { 10_000_000 }),
+                reps: a.reps,
+                seed: a.seed,
+                json: a.json,
+            };
+            bench::run(&opts, out)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let result = run(cli, &mut out).and_then(|()| out.flush().map_err(Into::into));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // `lowp values float16 | head` closes the pipe early; that is not an error.
+        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_keep_parenthesised_commas() {
+        assert_eq!(split_list("chop(11,15), e5m10,,bf16"), ["chop(11,15)", "e5m10", "bf16"]);
+        assert_eq!(parse_formats("chop(11,15),fp4").unwrap().0.len(), 2);
+        assert_eq!(parse_modes("all").unwrap().0.len(), 9);
+        assert!(parse_modes("nearest_evn").unwrap_err().to_string().contains("did you mean"));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
