@@ -5,20 +5,20 @@
 #[non_exhaustive]
 pub enum Error {
     /// A format name that matches no preset, alias or naming pattern.
-    #[error("unknown format `{name}`{hint}; accepted: a preset or alias (see `lowp formats`), \
+    #[error("unknown format `{name}`{hint}. Accepted: a preset or alias (see `lowp formats`), \
              e<E>m<M>[b<BIAS>][fn|fnuz], binary<K>p<P><s|u><e|f> (IEEE P3109, K <= 16), or chop(<t>,<emax>)")]
     UnknownFormat {
         /// The name as given.
         name: String,
-        /// `"; did you mean `x`?"` or empty.
+        /// `" (did you mean `x`?)"` or empty.
         hint: String,
     },
     /// A rounding-mode name that matches nothing.
-    #[error("unknown rounding mode `{name}`{hint}; accepted: {accepted}")]
+    #[error("unknown rounding mode `{name}`{hint}. Accepted: {accepted}")]
     UnknownMode {
         /// The name as given.
         name: String,
-        /// `"; did you mean `x`?"` or empty.
+        /// `" (did you mean `x`?)"` or empty.
         hint: String,
         /// The accepted names.
         accepted: String,
@@ -86,27 +86,36 @@ pub enum Error {
 /// `Result` with lowp's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Edit distance, used to suggest the nearest accepted name.
-pub(crate) fn levenshtein(a: &str, b: &str) -> usize {
+/// Edit distance with adjacent transpositions counted as one edit (optimal string alignment), used to
+/// suggest the nearest accepted name: `bfloat61` is one edit from `bfloat16`.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
-/// `"; did you mean `x`?"` for the closest candidate within a small distance, else `""`.
+/// `" (did you mean `x`?)"` for the closest candidate within a small distance, else `""`.
 pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     let name = name.to_ascii_lowercase();
-    let best = candidates.into_iter().map(|c| (levenshtein(&name, c), c)).min_by_key(|&(d, _)| d);
+    let best = candidates.into_iter().map(|c| (edit_distance(&name, c), c)).min_by_key(|&(d, _)| d);
     match best {
-        Some((d, c)) if d <= 3.max(name.len() / 3) => format!("; did you mean `{c}`?"),
+        Some((d, c)) if d <= 3.max(name.len() / 3) => format!(" (did you mean `{c}`?)"),
         _ => String::new(),
     }
 }

@@ -25,6 +25,11 @@
 
 #![warn(missing_docs)]
 
+/// The README's Rust quickstart, compiled and run as a doctest.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod codes;
 pub mod dtype;
 mod error;

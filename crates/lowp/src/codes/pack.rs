@@ -35,7 +35,7 @@ const GROUP: usize = 8;
 pub fn pack(codes: &[u8], bits: u32) -> Result<Vec<u8>> {
     check_bits(bits)?;
     if bits < 8 {
-        if let Some(index) = codes.par_iter().position_first(|&c| c >> bits != 0) {
+        if let Some(index) = super::first_index(codes, |&c| c >> bits != 0) {
             return Err(Error::CodeTooWide { code: u64::from(codes[index]), index, bits });
         }
     }

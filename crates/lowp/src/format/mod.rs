@@ -384,7 +384,7 @@ impl Format {
         let em = self.exp_bits + self.man_bits;
         let all = (1u64 << em) - 1;
         let layout = match self.specials {
-            Specials::Ieee => ((1u64 << self.exp_bits) - 1 << self.man_bits) - 1,
+            Specials::Ieee => (((1u64 << self.exp_bits) - 1) << self.man_bits) - 1,
             Specials::Fn | Specials::Extended | Specials::Unsigned { inf: false } => all - 1,
             Specials::Fnuz | Specials::Finite => all,
             Specials::Unsigned { inf: true } => all - 2,

@@ -83,7 +83,11 @@ impl Isa {
     }
 }
 
-/// Calls `$body::<MODE>` with the mode id as a const generic.
+/// Bit of the kernel id that selects the general variant (formats needing exact exponents of subnormal
+/// inputs, formats without zero, unsigned formats); the common formats skip that work.
+pub(crate) const GENERAL: u8 = 16;
+
+/// Calls `$f::<ID>` with the kernel id (mode, plus `GENERAL`) as a const generic.
 macro_rules! with_mode {
     ($id:expr, $f:ident :: <MODE> ( $($arg:expr),* )) => {
         match $id {
@@ -95,7 +99,16 @@ macro_rules! with_mode {
             modes::SE => $f::<{ modes::SE }>($($arg),*),
             modes::NZ => $f::<{ modes::NZ }>($($arg),*),
             modes::NA => $f::<{ modes::NA }>($($arg),*),
-            _ => $f::<{ modes::ODD }>($($arg),*),
+            modes::ODD => $f::<{ modes::ODD }>($($arg),*),
+            16 => $f::<16>($($arg),*),
+            17 => $f::<17>($($arg),*),
+            18 => $f::<18>($($arg),*),
+            19 => $f::<19>($($arg),*),
+            20 => $f::<20>($($arg),*),
+            21 => $f::<21>($($arg),*),
+            22 => $f::<22>($($arg),*),
+            23 => $f::<23>($($arg),*),
+            _ => $f::<24>($($arg),*),
         }
     };
 }
@@ -117,6 +130,7 @@ macro_rules! isa_variants {
             $inner::<MODE>($($arg),*)
         }
         /// Runs the kernel for `mode` on `isa` (which must be available on this CPU).
+        #[allow(clippy::too_many_arguments)]
         pub(crate) fn $name(isa: Isa, mode: u8, $($arg: $ty),*) {
             match isa {
                 // SAFETY: callers pass only instruction sets from `Isa::available()`.
@@ -153,7 +167,7 @@ macro_rules! float_kernel {
             #[doc(hidden)]
             pub struct Params {
                 man: I,
-                man_is_zero: bool,
+                man_nonzero: bool,
                 bias: I,
                 emin: I,
                 /// Quantum exponent below emin: emin - M with subnormals, emin without.
@@ -169,6 +183,13 @@ macro_rules! float_kernel {
                 neg_zero: bool,
                 unsigned: bool,
                 sr_mask: U,
+                /// Fast path: bits dropped from a normal target value, the target's smallest normal
+                /// exponent field in the data type, the smallest input exponent field the fast path takes,
+                /// and whether it applies at all.
+                base_drop: U,
+                emin_b: I,
+                fast_emin: I,
+                fast_ok: bool,
                 /// Encoding constants.
                 enc_min_normal: U,
                 enc_sub_scale1: F,
@@ -200,7 +221,7 @@ macro_rules! float_kernel {
                     let sb = fmt.sign_bit();
                     Params {
                         man: m as I,
-                        man_is_zero: m == 0,
+                        man_nonzero: m != 0,
                         bias: fmt.bias() as I,
                         emin: emin as I,
                         below_qe: (if fmt.subnormals() { emin - m } else { emin }) as I,
@@ -213,6 +234,10 @@ macro_rules! float_kernel {
                         neg_zero: fmt.has_neg_zero(),
                         unsigned: !fmt.signed(),
                         sr_mask: if sr_bits >= W { !0 } else { !((1 as U) << (W - sr_bits)).wrapping_sub(1) },
+                        base_drop: (MAN as i32 - m).max(0) as U,
+                        emin_b: (emin as i64 + ($BIAS) as i64).clamp(-4096, 4096) as I,
+                        fast_emin: if fmt.subnormals() { 1 } else { (emin as i64 + ($BIAS) as i64).clamp(1, 4096) as I },
+                        fast_ok: limited && m >= 1 && (m as u32) < MAN && sr_bits >= W,
                         enc_min_normal: if limited { bits_of(fmt.min_normal()) } else { 0 },
                         enc_sub_scale1: pw(s1),
                         enc_sub_scale2: pw(s2),
@@ -225,47 +250,69 @@ macro_rules! float_kernel {
                 }
             }
 
-            /// Rounds one element given as bits; `r` is its random draw.
+            /// `x << n`, or 0 when n >= W (the semantics of the vector shift instructions).
             #[inline(always)]
-            pub(crate) fn round_bits<const MODE: u8>(p: &Params, u: U, r: U) -> U {
+            fn shl0(x: U, n: U) -> U {
+                if n < W as U { x << n } else { 0 }
+            }
+
+            /// `x >> n`, or 0 when n >= W.
+            #[inline(always)]
+            fn shr0(x: U, n: U) -> U {
+                if n < W as U { x >> n } else { 0 }
+            }
+
+            /// Rounds one element given as bits; `r` is its random draw. `ID` is the mode, plus `GENERAL`.
+            #[inline(always)]
+            pub(crate) fn round_bits<const ID: u8>(p: &Params, u: U, r: U) -> U {
                 use modes::*;
+                let general = ID & GENERAL != 0;
+                let mode = ID & !GENERAL;
                 let sign = u & SIGN;
                 let neg = sign != 0;
                 let a = u & ABS;
                 let e = (a >> MAN) as I;
-                // The true exponent of an input subnormal in the data type, by an exact normalising multiply.
-                let y = (F::from_bits(a) * $NORM).to_bits();
-                let ex = if e == 0 { (y >> MAN) as I - ($BIAS) - $NORMB } else { e - ($BIAS) };
+                // Unbiased exponent. Inputs subnormal in the data type get their true exponent (by an exact
+                // normalising multiply) only where it matters: formats reaching below the data type's
+                // normal range, or without exponent limit. Elsewhere e - BIAS is already below emin.
+                let ex = if general && e == 0 {
+                    ((F::from_bits(a) * $NORM).to_bits() >> MAN) as I - ($BIAS) - $NORMB
+                } else {
+                    e - ($BIAS)
+                };
                 let below = ex < p.emin;
                 let qe = if below { p.below_qe } else { ex - p.man };
+                // The input's own quantum exponent; `drop` = how many of its bits fall below the target's.
                 let aq = if e == 0 { 1 } else { e } - ($BIAS) - MAN as I;
-                let drop = (qe - aq).clamp(0, 2 * W as I - 1) as u32;
-                let m = if e == 0 { a } else { (a & ((1 << MAN) - 1)) | (1 << MAN) };
-                let small = drop <= MAN;
-                let d = if small { drop } else { MAN };
-                let rem = a & (((1 as U) << d) - 1);
-                let frac_small = (rem << (W - 1 - d)) << 1;
-                let frac_big = (m << W.saturating_sub(drop).min(W - 1)) >> drop.saturating_sub(W).min(W - 1);
-                let frac = if small { frac_small } else { frac_big };
-                let sticky = if small { rem != 0 } else { m != 0 };
-                let n_bit = small && (m >> d) & 1 != 0;
-                let code_parity = ((qe + p.bias) & 1) != 0;
-                let lower_odd = if p.man_is_zero { n_bit && code_parity } else { n_bit };
-                let trunc = if small { (a >> d) << d } else { 0 };
-                let step = if small { (1 as U) << d } else { ((qe + ($BIAS)) as U) << MAN };
-                let up = match MODE {
-                    NE => frac > HALF || frac == HALF && (lower_odd || below && p.flush_tie),
+                let drop = if qe > aq { (qe - aq) as U } else { 0 };
+                let m = (a & ((1 << MAN) - 1)) | if e != 0 { 1 << MAN } else { 0 };
+                // The whole value below one quantum: truncation is 0 (keeping `a`'s exponent bits would be wrong).
+                let big = drop > MAN as U;
+                let mask = shl0(1, if big { W as U } else { drop }).wrapping_sub(1);
+                let trunc = a & !mask;
+                let sticky = a & mask != 0;
+                // The discarded part as a W-bit fraction of the quantum, rounded down.
+                let frac = shl0(m, (W as U).wrapping_sub(drop)) | shr0(m, drop.wrapping_sub(W as U));
+                let n_odd = shr0(m, drop) & 1 != 0;
+                // Ties-to-even and round-to-odd read the code's last bit: for M = 0 that is the exponent's.
+                let lower_odd = n_odd & (p.man_nonzero | ((qe + p.bias) & 1 != 0));
+                let step = if big { ((qe + ($BIAS)) as U) << MAN } else { mask + 1 };
+                let up = match mode {
+                    NE => {
+                        let tie_up = lower_odd | (below & p.flush_tie);
+                        frac > HALF - tie_up as U
+                    }
                     NZ => frac > HALF,
                     NA => frac >= HALF,
                     TZ => false,
-                    TP => sticky && !neg,
-                    TN => sticky && neg,
-                    ODD => sticky && !lower_odd,
+                    TP => sticky & !neg,
+                    TN => sticky & neg,
+                    ODD => sticky & !lower_odd,
                     SR => (frac & p.sr_mask) > !(r & p.sr_mask),
-                    _ => sticky && (r >> (W - 1)) != 0,
+                    _ => sticky & ((r >> (W - 1)) != 0),
                 };
                 let mut out = trunc + if up { step } else { 0 };
-                let far = match MODE {
+                let far = match mode {
                     TP => !neg,
                     TN => neg,
                     TZ | ODD => false,
@@ -274,19 +321,21 @@ macro_rules! float_kernel {
                 if out > p.max_bits {
                     out = if far { p.far_bits } else { p.max_bits };
                 }
-                if out == 0 {
-                    out = p.zero_bits;
+                let nan = <F as Element>::nan(false).to_bits();
+                if general {
+                    if out == 0 {
+                        out = p.zero_bits;
+                    }
+                    if (a == 0) & p.zero_is_nan {
+                        out = nan;
+                    }
                 }
                 if e == (1 << (W - 1 - MAN)) - 1 {
                     out = p.inf_bits; // inf input (NaN inputs are restored below)
                 }
-                let nan = <F as Element>::nan(false).to_bits();
-                if a == 0 && p.zero_is_nan {
-                    out = nan;
-                }
-                let keep_sign = out != 0 || p.neg_zero;
+                let keep_sign = (out != 0) | p.neg_zero;
                 let mut res = if keep_sign { out | sign } else { out };
-                if p.unsigned && neg && a != 0 {
+                if general & p.unsigned & neg & (a != 0) {
                     res = nan | SIGN;
                 }
                 if a > INF {
@@ -314,7 +363,8 @@ macro_rules! float_kernel {
 
             #[inline(always)]
             fn draw<const MODE: u8>(rng: &Rng, i: u64) -> U {
-                if MODE == modes::SR || MODE == modes::SE {
+                let mode = MODE & !GENERAL;
+                if mode == modes::SR || mode == modes::SE {
                     rng.at(i)
                 } else {
                     0
@@ -323,33 +373,171 @@ macro_rules! float_kernel {
 
             pub(crate) type Rng = $Rng;
 
+
+
+            /// Lanes per block: one 512-bit vector.
+            const L: usize = 64 / std::mem::size_of::<U>();
+
+            /// The common case in a few operations: the input is normal in the data type, finite, and loses
+            /// between 1 and MAN bits (normal or subnormal in the target). Then rounding is an add and a
+            /// mask on the bit pattern, the carry walking into the exponent by itself. Returns the result
+            /// and whether the lane qualified; blocks with any lane that does not take `round_bits`.
             #[inline(always)]
-            fn round_loop<const MODE: u8>(p: &Params, rng: &Rng, start: u64, src: &[F], dst: &mut [F]) {
-                for (i, (s, d)) in src.iter().zip(dst.iter_mut()).enumerate() {
-                    let r = draw::<MODE>(rng, start.wrapping_add(i as u64));
-                    *d = F::from_bits(round_bits::<MODE>(p, s.to_bits(), r));
+            fn fast_lane<const ID: u8>(p: &Params, u: U, r: U) -> (U, bool) {
+                use modes::*;
+                let mode = ID & !GENERAL;
+                let sign = u & SIGN;
+                let neg = sign != 0;
+                let a = u & ABS;
+                let e = (a >> MAN) as I;
+                let below = if p.emin_b > e { (p.emin_b - e) as U } else { 0 };
+                let drop = p.base_drop + below;
+                let ok = (e >= p.fast_emin) & (e < (1 << (W - 1 - MAN)) - 1) & (drop <= MAN as U);
+                let sh = drop & (W as U - 1);
+                let mask = ((1 as U) << sh).wrapping_sub(1);
+                let half_m1 = mask >> 1;
+                // The last kept bit (the implicit one when all MAN bits are dropped).
+                let n_odd = (((a | (1 << MAN)) & (mask + 1)) != 0) as U;
+                let sticky = a & mask != 0;
+                let add = match mode {
+                    NE => half_m1 + n_odd,
+                    NZ => half_m1,
+                    NA => half_m1 + 1,
+                    TZ => 0,
+                    TP => if neg { 0 } else { mask },
+                    TN => if neg { mask } else { 0 },
+                    ODD => if sticky & (n_odd == 0) { mask + 1 } else { 0 },
+                    SR => r >> ((W as U).wrapping_sub(sh) & (W as U - 1)),
+                    _ => if sticky & ((r >> (W - 1)) != 0) { mask + 1 } else { 0 },
+                };
+                let mut out = a.wrapping_add(add) & !mask;
+                let far = match mode {
+                    TP => !neg,
+                    TN => neg,
+                    TZ | ODD => false,
+                    _ => true,
+                };
+                if out > p.max_bits {
+                    out = if far { p.far_bits } else { p.max_bits };
+                }
+                let keep_sign = (out != 0) | p.neg_zero;
+                (if keep_sign { out | sign } else { out }, ok)
+            }
+
+            /// Rounds one block of L bit patterns starting at element `at`.
+            #[inline(always)]
+            fn round_block<const ID: u8>(p: &Params, rng: &Rng, at: u64, x: &[U; L]) -> [U; L] {
+                if ID & GENERAL == 0 && p.fast_ok {
+                    let mut out = [0 as U; L];
+                    let mut ok = true;
+                    for i in 0..L {
+                        let (v, o) = fast_lane::<ID>(p, x[i], draw::<ID>(rng, at.wrapping_add(i as u64)));
+                        out[i] = v;
+                        ok &= o;
+                    }
+                    if ok {
+                        return out;
+                    }
+                }
+                std::array::from_fn(|i| round_bits::<ID>(p, x[i], draw::<ID>(rng, at.wrapping_add(i as u64))))
+            }
+
+            /// Rounds `src` into `dst` block by block. With `stream`, blocks are written with non-temporal
+            /// stores, which skip the read-for-ownership of the destination lines: a plain store loop moves
+            /// three bytes for every two a copy moves. Worth it only for outputs far larger than the caches.
+            #[inline(always)]
+            fn round_loop<const MODE: u8>(p: &Params, rng: &Rng, start: u64, src: &[F], dst: &mut [F], stream: bool) {
+                // Align the blocks to cache lines so each non-temporal block fills a whole line.
+                // Stochastic modes keep more state than fits in registers with the streaming stores.
+                let stream = stream && MODE & !GENERAL != modes::SR && MODE & !GENERAL != modes::SE;
+                let head = if stream { dst.as_ptr().align_offset(64).min(dst.len()) } else { 0 };
+                for (i, (s, d)) in src[..head].iter().zip(&mut dst[..head]).enumerate() {
+                    *d = F::from_bits(round_bits::<MODE>(p, s.to_bits(), draw::<MODE>(rng, start.wrapping_add(i as u64))));
+                }
+                let mut sb = src[head..].chunks_exact(L);
+                let mut db = dst[head..].chunks_exact_mut(L);
+                let mut at = start.wrapping_add(head as u64);
+                for (s, d) in (&mut sb).zip(&mut db) {
+                    let x: [U; L] = std::array::from_fn(|i| s[i].to_bits());
+                    let y = round_block::<MODE>(p, rng, at, &x);
+                    if stream {
+                        stream_line(&y, d);
+                    } else {
+                        for i in 0..L {
+                            d[i] = F::from_bits(y[i]);
+                        }
+                    }
+                    at = at.wrapping_add(L as u64);
+                }
+                for (i, (s, d)) in sb.remainder().iter().zip(db.into_remainder()).enumerate() {
+                    *d = F::from_bits(round_bits::<MODE>(p, s.to_bits(), draw::<MODE>(rng, at.wrapping_add(i as u64))));
+                }
+                if stream {
+                    stream_fence();
+                }
+            }
+
+            /// Writes one 64-byte block to a 64-byte aligned destination with non-temporal stores.
+            #[inline(always)]
+            fn stream_line(y: &[U; L], d: &mut [F]) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+                    let step = 16 / std::mem::size_of::<U>();
+                    for k in (0..L).step_by(step) {
+                        // SAFETY: `d` holds L elements starting on a 64-byte boundary (see `round_loop`), so
+                        // every 16-byte store is in bounds and aligned; SSE2 is part of x86-64.
+                        unsafe {
+                            let v = _mm_loadu_si128(y.as_ptr().add(k) as *const __m128i);
+                            _mm_stream_si128(d.as_mut_ptr().add(k) as *mut __m128i, v);
+                        }
+                    }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                for i in 0..L {
+                    d[i] = F::from_bits(y[i]);
                 }
             }
 
             #[inline(always)]
             fn round_inplace_loop<const MODE: u8>(p: &Params, rng: &Rng, start: u64, buf: &mut [F]) {
-                for (i, d) in buf.iter_mut().enumerate() {
-                    let r = draw::<MODE>(rng, start.wrapping_add(i as u64));
-                    *d = F::from_bits(round_bits::<MODE>(p, d.to_bits(), r));
+                let mut blocks = buf.chunks_exact_mut(L);
+                let mut at = start;
+                for d in &mut blocks {
+                    let x: [U; L] = std::array::from_fn(|i| d[i].to_bits());
+                    let y = round_block::<MODE>(p, rng, at, &x);
+                    for i in 0..L {
+                        d[i] = F::from_bits(y[i]);
+                    }
+                    at = at.wrapping_add(L as u64);
+                }
+                for (i, d) in blocks.into_remainder().iter_mut().enumerate() {
+                    *d = F::from_bits(round_bits::<MODE>(p, d.to_bits(), draw::<MODE>(rng, at.wrapping_add(i as u64))));
                 }
             }
 
             #[inline(always)]
             fn encode_loop<const MODE: u8>(p: &Params, rng: &Rng, start: u64, src: &[F], dst: &mut [U]) {
-                for (i, (s, d)) in src.iter().zip(dst.iter_mut()).enumerate() {
-                    let r = draw::<MODE>(rng, start.wrapping_add(i as u64));
+                let mut sb = src.chunks_exact(L);
+                let mut db = dst.chunks_exact_mut(L);
+                let mut at = start;
+                for (s, d) in (&mut sb).zip(&mut db) {
+                    let x: [U; L] = std::array::from_fn(|i| s[i].to_bits());
+                    let y = round_block::<MODE>(p, rng, at, &x);
+                    for i in 0..L {
+                        d[i] = code_bits(p, y[i]);
+                    }
+                    at = at.wrapping_add(L as u64);
+                }
+                for (i, (s, d)) in sb.remainder().iter().zip(db.into_remainder()).enumerate() {
+                    let r = draw::<MODE>(rng, at.wrapping_add(i as u64));
                     *d = code_bits(p, round_bits::<MODE>(p, s.to_bits(), r));
                 }
             }
 
             mod round_k {
                 use super::*;
-                isa_variants!(run, round_loop, (p: &Params, rng: &Rng, start: u64, src: &[F], dst: &mut [F]));
+                isa_variants!(run, round_loop, (p: &Params, rng: &Rng, start: u64, src: &[F], dst: &mut [F], stream: bool));
             }
             mod inplace_k {
                 use super::*;
@@ -368,6 +556,21 @@ macro_rules! float_kernel {
 
 float_kernel!(k32, f32, u32, i32, Rng32, man = 23, bias = 127, norm = 4294967296.0f32, norm_bits = 32);
 float_kernel!(k64, f64, u64, i64, Rng64, man = 52, bias = 1023, norm = 18446744073709551616.0f64, norm_bits = 64);
+
+/// Orders the non-temporal stores of a task before anything that follows it.
+#[inline(always)]
+fn stream_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of x86-64.
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
+}
+
+/// Whether `fmt` needs the general kernel variant for data whose smallest normal is 2^`emin_dtype`.
+pub(crate) fn needs_general(fmt: &Format, emin_dtype: i32) -> bool {
+    !fmt.exponent_limit() || fmt.emin() < emin_dtype || !fmt.has_zero() || !fmt.signed()
+}
 
 /// Whether the branch-free encoder is exact for `fmt` in a data type whose smallest normal is 2^`emin_dtype`.
 pub(crate) fn fast_encode(fmt: &Format, emin_dtype: i32) -> bool {

@@ -37,12 +37,15 @@ use crate::codes;
 use crate::dtype::{CodeInt, Element};
 use crate::error::{Error, Result};
 use crate::format::Format;
-use kernel::{fast_encode, mode_id};
+use kernel::{fast_encode, mode_id, needs_general, GENERAL};
 use rng::{Rng32, Rng64, STREAM_FLIP, STREAM_FLIP_BIT, STREAM_ROUND};
 
 /// Elements per parallel task. A power of two, so no task straddles a multiple of 2^32 (the 32-bit
 /// generator keys on the high half of the index).
 const CHUNK: usize = 1 << 16;
+
+/// Outputs at least this large are written with non-temporal stores.
+const STREAM_MIN_BYTES: usize = 16 << 20;
 
 /// Kernel hooks of the storage types; sealed (only `f32` and `f64` implement it).
 pub mod hooks {
@@ -63,7 +66,8 @@ pub mod hooks {
         #[doc(hidden)]
         fn rng(seed: u64, start: u64) -> Self::Rng;
         #[doc(hidden)]
-        fn round_k(isa: Isa, mode: u8, p: &Self::Params, rng: &Self::Rng, start: u64, src: &[Self], dst: &mut [Self]);
+        #[allow(clippy::too_many_arguments)]
+        fn round_k(isa: Isa, mode: u8, p: &Self::Params, rng: &Self::Rng, start: u64, src: &[Self], dst: &mut [Self], stream: bool);
         #[doc(hidden)]
         fn round_inplace_k(isa: Isa, mode: u8, p: &Self::Params, rng: &Self::Rng, start: u64, buf: &mut [Self]);
         #[doc(hidden)]
@@ -83,8 +87,8 @@ pub mod hooks {
                 fn rng(seed: u64, start: u64) -> Self::Rng {
                     $rng_new(seed, start)
                 }
-                fn round_k(isa: Isa, mode: u8, p: &Self::Params, rng: &Self::Rng, start: u64, src: &[Self], dst: &mut [Self]) {
-                    kernel::$k::round(isa, mode, p, rng, start, src, dst)
+                fn round_k(isa: Isa, mode: u8, p: &Self::Params, rng: &Self::Rng, start: u64, src: &[Self], dst: &mut [Self], stream: bool) {
+                    kernel::$k::round(isa, mode, p, rng, start, src, dst, stream)
                 }
                 fn round_inplace_k(isa: Isa, mode: u8, p: &Self::Params, rng: &Self::Rng, start: u64, buf: &mut [Self]) {
                     kernel::$k::round_inplace(isa, mode, p, rng, start, buf)
@@ -106,6 +110,8 @@ struct Plan<'a, T: Element> {
     isa: Isa,
     mode: u8,
     params: T::Params,
+    /// Write with non-temporal stores (large outputs that will not fit in cache anyway).
+    stream: bool,
 }
 
 impl<'a, T: Element> Plan<'a, T> {
@@ -119,12 +125,13 @@ impl<'a, T: Element> Plan<'a, T> {
                 ));
             }
         }
-        Ok(Plan { fmt, cfg: *cfg, isa, mode: mode_id(cfg.mode), params: T::params(fmt, cfg.mode) })
+        let general = if needs_general(fmt, T::MIN_NORMAL_EXP) { GENERAL } else { 0 };
+        Ok(Plan { fmt, cfg: *cfg, isa, mode: mode_id(cfg.mode) | general, params: T::params(fmt, cfg.mode), stream: false })
     }
 
     fn round_chunk(&self, start: u64, src: &[T], dst: &mut [T]) {
         let rng = T::rng(self.cfg.seed, start);
-        T::round_k(self.isa, self.mode, &self.params, &rng, start, src, dst);
+        T::round_k(self.isa, self.mode, &self.params, &rng, start, src, dst, self.stream);
         self.flips(start, dst);
     }
 
@@ -194,7 +201,8 @@ pub fn round<T: Element>(fmt: &Format, cfg: &Rounding, src: &[T], dst: &mut [T])
 /// [`round`] on a chosen instruction set (one of [`Isa::available`]); for tests and benchmarks.
 pub fn round_with_isa<T: Element>(isa: Isa, fmt: &Format, cfg: &Rounding, src: &[T], dst: &mut [T]) -> Result<()> {
     check_len(src.len(), dst.len())?;
-    let plan = Plan::<T>::new(fmt, cfg, checked_isa(isa)?)?;
+    let mut plan = Plan::<T>::new(fmt, cfg, checked_isa(isa)?)?;
+    plan.stream = std::mem::size_of_val(dst) >= STREAM_MIN_BYTES;
     for_chunks(src, dst, |start, s, d| plan.round_chunk(start, s, d));
     Ok(())
 }
@@ -286,7 +294,7 @@ pub fn encode_with_isa<T: Element, C: CodeInt>(
                     *d = C::from_u64((*b).into());
                 }
             } else {
-                T::round_k(plan.isa, plan.mode, &plan.params, &rng, at, s, &mut vals[..s.len()]);
+                T::round_k(plan.isa, plan.mode, &plan.params, &rng, at, s, &mut vals[..s.len()], false);
                 for (d, v) in d.iter_mut().zip(&vals) {
                     *d = C::from_u64(codes::code_of(fmt, v.to_f64()).unwrap_or(0));
                 }

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The benchmark run behind BENCHMARKS.md. Builds the release CLI, runs `lowp bench --json` (float32 and
+# float64 inputs, threads 1 and 2), then times numpy / ml_dtypes casts and np.copyto on the same machine, and
+# prints a combined markdown summary. Outputs: bench-out/lowp.json, bench-out/python.json, bench-out/summary.md.
+#
+# Knobs (environment): BENCH_SIZE (default 100000000 elements), BENCH_THREADS (1,2), BENCH_MODES
+# (nearest_even,stochastic), BENCH_FORMATS (lowp's default: every preset of at most 8 bits, float16,
+# bfloat16), BENCH_REPS (5), BENCH_SEED (12345). Peak memory is about 2.5 GB at the default size.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+OUT="$ROOT/bench-out"
+SIZE=${BENCH_SIZE:-100000000}
+THREADS=${BENCH_THREADS:-1,2}
+MODES=${BENCH_MODES:-nearest_even,stochastic}
+FORMATS=${BENCH_FORMATS:-}
+REPS=${BENCH_REPS:-5}
+SEED=${BENCH_SEED:-12345}
+
+section() { printf '\n==== %s ====\n' "$*" >&2; }
+
+mkdir -p "$OUT"
+
+section "cargo build --release -p lowp-cli"
+cargo build --release -p lowp-cli >&2
+LOWP="$ROOT/target/release/lowp"
+
+section "Python environment (.venv)"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt >&2
+
+{
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "lowp: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- crates 2>/dev/null || echo ' (+ uncommitted changes)')"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "cores: $(nproc), memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "rustc: $(rustc --version)"
+    echo "lowp bench --size $SIZE --threads $THREADS --modes $MODES --reps $REPS${FORMATS:+ --formats $FORMATS}"
+} > "$OUT/machine.txt"
+cat "$OUT/machine.txt" >&2
+
+section "lowp bench (size $SIZE, threads $THREADS, modes $MODES)"
+args=(bench --json --size "$SIZE" --threads "$THREADS" --modes "$MODES" --reps "$REPS" --seed "$SEED")
+[ -n "$FORMATS" ] && args+=(--formats "$FORMATS")
+"$LOWP" "${args[@]}" > "$OUT/lowp.json.tmp"
+mv "$OUT/lowp.json.tmp" "$OUT/lowp.json"
+echo "wrote $OUT/lowp.json" >&2
+
+section "numpy / ml_dtypes (size $SIZE, float32, best of $REPS)"
+"$VENV/bin/python" scripts/bench_python.py run --size "$SIZE" --reps "$REPS" --seed "$SEED" --out "$OUT/python.json"
+
+section "summary"
+"$VENV/bin/python" scripts/bench_python.py summary --lowp "$OUT/lowp.json" --python "$OUT/python.json" \
+    --machine "$OUT/machine.txt" --out "$OUT/summary.md"
+echo "wrote $OUT/summary.md" >&2
