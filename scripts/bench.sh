@@ -3,9 +3,10 @@
 # float64 inputs, threads 1 and 2), then times numpy / ml_dtypes casts and np.copyto on the same machine, and
 # prints a combined markdown summary. Outputs: bench-out/lowp.json, bench-out/python.json, bench-out/summary.md.
 #
-# Knobs (environment): BENCH_SIZE (default 100000000 elements), BENCH_THREADS (1,2), BENCH_MODES
-# (nearest_even,stochastic), BENCH_FORMATS (lowp's default: every preset of at most 8 bits, float16,
-# bfloat16), BENCH_REPS (5), BENCH_SEED (12345). Peak memory is about 2.5 GB at the default size.
+# Knobs (environment): BENCH_SIZE (default 100000000 elements), BENCH_THREADS (1,2), BENCH_MODES (lowp's
+# default: every deterministic mode and stochastic), BENCH_FORMATS (lowp's default: every preset of at most
+# 8 bits, float16, bfloat16), BENCH_OPS (round,encode,decode), BENCH_DTYPES (f32), BENCH_REPS (5),
+# BENCH_SEED (12345). Peak memory is about 2.5 GB at the default size.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,7 +15,9 @@ VENV="$ROOT/.venv"
 OUT="$ROOT/bench-out"
 SIZE=${BENCH_SIZE:-100000000}
 THREADS=${BENCH_THREADS:-1,2}
-MODES=${BENCH_MODES:-nearest_even,stochastic}
+MODES=${BENCH_MODES:-}
+OPS=${BENCH_OPS:-round,encode,decode}
+DTYPES=${BENCH_DTYPES:-f32}
 FORMATS=${BENCH_FORMATS:-}
 REPS=${BENCH_REPS:-5}
 SEED=${BENCH_SEED:-12345}
@@ -40,12 +43,13 @@ fi
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
     echo "cores: $(nproc), memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "rustc: $(rustc --version)"
-    echo "lowp bench --size $SIZE --threads $THREADS --modes $MODES --reps $REPS${FORMATS:+ --formats $FORMATS}"
+    echo "lowp bench --size $SIZE --threads $THREADS --ops $OPS --dtypes $DTYPES --reps $REPS${MODES:+ --modes $MODES}${FORMATS:+ --formats $FORMATS}"
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
-section "lowp bench (size $SIZE, threads $THREADS, modes $MODES)"
-args=(bench --json --size "$SIZE" --threads "$THREADS" --modes "$MODES" --reps "$REPS" --seed "$SEED")
+section "lowp bench (size $SIZE, threads $THREADS, ops $OPS, dtypes $DTYPES)"
+args=(bench --json --size "$SIZE" --threads "$THREADS" --ops "$OPS" --dtypes "$DTYPES" --reps "$REPS" --seed "$SEED")
+[ -n "$MODES" ] && args+=(--modes "$MODES")
 [ -n "$FORMATS" ] && args+=(--formats "$FORMATS")
 "$LOWP" "${args[@]}" > "$OUT/lowp.json.tmp"
 mv "$OUT/lowp.json.tmp" "$OUT/lowp.json"

@@ -20,7 +20,24 @@ pub struct Options {
     pub size: usize,
     pub reps: usize,
     pub seed: u64,
+    pub ops: Vec<Op>,
+    pub dtypes: Vec<Dtype>,
     pub json: bool,
+}
+
+/// An operation `lowp bench` can time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Op {
+    Round,
+    Encode,
+    Decode,
+}
+
+/// A data type `lowp bench` can time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dtype {
+    F32,
+    F64,
 }
 
 /// Default formats: every preset of at most 8 bits, plus the two 16-bit ones.
@@ -84,8 +101,9 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<()> {
         bail!("--threads: thread counts must be at least 1");
     }
     let data = tensors::gaussian(opts.size, 1.0, 0x5eed);
-    let per_group = opts.formats.len() * (2 * opts.modes.len() + 1);
-    let mut progress = Progress::new("bench", 2 * opts.threads.len() * per_group);
+    let timed = |op| usize::from(opts.ops.contains(&op));
+    let per_group = opts.formats.len() * ((timed(Op::Round) + timed(Op::Encode)) * opts.modes.len() + timed(Op::Decode));
+    let mut progress = Progress::new("bench", opts.dtypes.len() * opts.threads.len() * per_group);
     let mut records = Vec::new();
     let x32 = data;
     let x64: Vec<f64> = x32.iter().map(|&v| f64::from(v)).collect();
@@ -95,8 +113,12 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<()> {
             .build()
             .with_context(|| format!("cannot start a pool of {threads} threads"))?;
         pool.install(|| -> Result<()> {
-            records.extend(group(opts, threads, &x32, &mut progress)?);
-            records.extend(group(opts, threads, &x64, &mut progress)?);
+            if opts.dtypes.contains(&Dtype::F32) {
+                records.extend(group(opts, threads, &x32, &mut progress)?);
+            }
+            if opts.dtypes.contains(&Dtype::F64) {
+                records.extend(group(opts, threads, &x64, &mut progress)?);
+            }
             Ok(())
         })?;
     }
@@ -150,34 +172,37 @@ fn group<T: Element>(opts: &Options, threads: usize, x: &[T], progress: &mut Pro
             memcpy_elements_per_s: memcpy_rate,
         };
         let code_bytes = (code_width(fmt) / 8) as usize;
-        for &mode in &opts.modes {
+        let modes = |op: Op| if opts.ops.contains(&op) { opts.modes.as_slice() } else { &[] };
+        for &mode in modes(Op::Round) {
             let cfg = Rounding::new(mode).with_seed(opts.seed);
             progress.step(&format!("{} {threads}t round {} {mode}", T::DTYPE, fmt.name()));
             let d = best_of(1, opts.reps, || lowp::round(fmt, &cfg, x, &mut y))
                 .with_context(|| format!("round to {fmt} with {mode}"))?;
             records.push(record("round", Some(mode), per_second(n, d), 2 * size));
         }
-        for &mode in &opts.modes {
+        for &mode in modes(Op::Encode) {
             let cfg = Rounding::new(mode).with_seed(opts.seed);
             progress.step(&format!("{} {threads}t encode {} {mode}", T::DTYPE, fmt.name()));
-            let d = time_codes(fmt, x, &mut y, opts.reps, Op::Encode(cfg))
+            let d = time_codes(fmt, x, &mut y, opts.reps, CodeOp::Encode(cfg))
                 .with_context(|| format!("encode to {fmt} with {mode}"))?;
             records.push(record("encode", Some(mode), per_second(n, d), size + code_bytes));
         }
-        progress.step(&format!("{} {threads}t decode {}", T::DTYPE, fmt.name()));
-        let d = time_codes(fmt, x, &mut y, opts.reps, Op::Decode).with_context(|| format!("decode {fmt}"))?;
-        records.push(record("decode", None, per_second(n, d), size + code_bytes));
+        if opts.ops.contains(&Op::Decode) {
+            progress.step(&format!("{} {threads}t decode {}", T::DTYPE, fmt.name()));
+            let d = time_codes(fmt, x, &mut y, opts.reps, CodeOp::Decode).with_context(|| format!("decode {fmt}"))?;
+            records.push(record("decode", None, per_second(n, d), size + code_bytes));
+        }
     }
     Ok(records)
 }
 
-enum Op {
+enum CodeOp {
     Encode(Rounding),
     Decode,
 }
 
 /// Times encode or decode with the code type of `fmt`.
-fn time_codes<T: Element>(fmt: &Format, x: &[T], y: &mut [T], reps: usize, op: Op) -> Result<std::time::Duration> {
+fn time_codes<T: Element>(fmt: &Format, x: &[T], y: &mut [T], reps: usize, op: CodeOp) -> Result<std::time::Duration> {
     match code_width(fmt) {
         8 => time_codes_as::<T, u8>(fmt, x, y, reps, op),
         16 => time_codes_as::<T, u16>(fmt, x, y, reps, op),
@@ -191,12 +216,12 @@ fn time_codes_as<T: Element, C: CodeInt>(
     x: &[T],
     y: &mut [T],
     reps: usize,
-    op: Op,
+    op: CodeOp,
 ) -> Result<std::time::Duration> {
     let mut codes = vec![C::from_u64(1); x.len()];
     Ok(match op {
-        Op::Encode(cfg) => best_of(1, reps, || lowp::encode(fmt, &cfg, x, &mut codes))?,
-        Op::Decode => {
+        CodeOp::Encode(cfg) => best_of(1, reps, || lowp::encode(fmt, &cfg, x, &mut codes))?,
+        CodeOp::Decode => {
             // Decode real codes (those of the data), not a constant: table lookups depend on them.
             lowp::encode(fmt, &Rounding::default(), x, &mut codes)?;
             best_of(1, reps, || lowp::decode(fmt, &codes, y))?

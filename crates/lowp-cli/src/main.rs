@@ -232,6 +232,12 @@ struct BenchArgs {
     /// Seed of stochastic rounding.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Comma-separated operations to time: round, encode, decode.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "round,encode,decode")]
+    ops: Vec<bench::Op>,
+    /// Comma-separated data types: f32, f64.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "f32,f64")]
+    dtypes: Vec<bench::Dtype>,
     /// A small set for smoke tests: bfloat16, float8_e4m3fn, float4_e2m1fn; nearest_even and stochastic.
     #[arg(long)]
     quick: bool,
@@ -315,6 +321,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 size: a.size.unwrap_or(if a.quick { 1_000_000 } else { 10_000_000 }),
                 reps: a.reps,
                 seed: a.seed,
+                ops: a.ops,
+                dtypes: a.dtypes,
                 json: a.json,
             };
             bench::run(&opts, out)

@@ -119,15 +119,15 @@ macro_rules! isa_variants {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
         unsafe fn avx512<const MODE: u8>($($arg: $ty),*) {
-            $inner::<MODE>($($arg),*)
+            $inner::<MODE, 2>($($arg),*)
         }
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn avx2<const MODE: u8>($($arg: $ty),*) {
-            $inner::<MODE>($($arg),*)
+            $inner::<MODE, 1>($($arg),*)
         }
         fn baseline<const MODE: u8>($($arg: $ty),*) {
-            $inner::<MODE>($($arg),*)
+            $inner::<MODE, 0>($($arg),*)
         }
         /// Runs the kernel for `mode` on `isa` (which must be available on this CPU).
         #[allow(clippy::too_many_arguments)]
@@ -190,6 +190,8 @@ macro_rules! float_kernel {
                 emin_b: I,
                 fast_emin: I,
                 fast_ok: bool,
+                /// Bits of the smallest subnormal (the fast path's result for values below one quantum).
+                big_step: U,
                 /// Encoding constants.
                 enc_min_normal: U,
                 enc_sub_scale1: F,
@@ -236,8 +238,15 @@ macro_rules! float_kernel {
                         sr_mask: if sr_bits >= W { !0 } else { !((1 as U) << (W - sr_bits)).wrapping_sub(1) },
                         base_drop: (MAN as i32 - m).max(0) as U,
                         emin_b: (emin as i64 + ($BIAS) as i64).clamp(-4096, 4096) as I,
-                        fast_emin: if fmt.subnormals() { 1 } else { (emin as i64 + ($BIAS) as i64).clamp(1, 4096) as I },
+                        // Without subnormals, lanes below min_normal take the general path; so do all lanes of
+                        // formats whose subnormals are subnormal in the data type too.
+                        fast_emin: if fmt.subnormals() && fmt.min_subnormal() >= F::MIN_POSITIVE as f64 {
+                            1
+                        } else {
+                            (emin as i64 + ($BIAS) as i64).clamp(1, 4096) as I
+                        },
                         fast_ok: limited && m >= 1 && (m as u32) < MAN && sr_bits >= W,
+                        big_step: if limited && fmt.min_subnormal() >= F::MIN_POSITIVE as f64 { bits_of(fmt.min_subnormal()) } else { 0 },
                         enc_min_normal: if limited { bits_of(fmt.min_normal()) } else { 0 },
                         enc_sub_scale1: pw(s1),
                         enc_sub_scale2: pw(s2),
@@ -349,7 +358,11 @@ macro_rules! float_kernel {
             pub(crate) fn code_bits(p: &Params, v: U) -> U {
                 let sign = v & SIGN;
                 let b = v & ABS;
-                let sub = ((F::from_bits(b) * p.enc_sub_scale1) * p.enc_sub_scale2) as U;
+                // The subnormal code is an integer below 2^MAN held in a float; adding 2^MAN puts it in the
+                // mantissa bits exactly (a saturating `as` cast would not vectorise).
+                const MAGIC: F = (1u64 << MAN) as F;
+                let scaled = F::from_bits(b) * p.enc_sub_scale1 * p.enc_sub_scale2;
+                let sub = (scaled + MAGIC).to_bits().wrapping_sub(MAGIC.to_bits());
                 let norm = (b >> (MAN as I - p.man) as u32).wrapping_sub(p.enc_rebias);
                 let mag = if b < p.enc_min_normal { sub } else { norm };
                 let mag = if b == INF { p.enc_inf } else { mag };
@@ -378,10 +391,11 @@ macro_rules! float_kernel {
             /// Lanes per block: one 512-bit vector.
             const L: usize = 64 / std::mem::size_of::<U>();
 
-            /// The common case in a few operations: the input is normal in the data type, finite, and loses
-            /// between 1 and MAN bits (normal or subnormal in the target). Then rounding is an add and a
-            /// mask on the bit pattern, the carry walking into the exponent by itself. Returns the result
-            /// and whether the lane qualified; blocks with any lane that does not take `round_bits`.
+            /// The common case in a few operations: the input is normal in the data type and finite, and the
+            /// format has subnormals (or the input is normal in it). If the input loses between 1 and MAN
+            /// bits, rounding is an add and a mask on the bit pattern, the carry walking into the exponent by
+            /// itself; if it lies wholly below one quantum, the result is 0 or the smallest subnormal. Returns
+            /// the result and whether the lane qualified; blocks with any lane that does not take `round_bits`.
             #[inline(always)]
             fn fast_lane<const ID: u8>(p: &Params, u: U, r: U) -> (U, bool) {
                 use modes::*;
@@ -392,8 +406,9 @@ macro_rules! float_kernel {
                 let e = (a >> MAN) as I;
                 let below = if p.emin_b > e { (p.emin_b - e) as U } else { 0 };
                 let drop = p.base_drop + below;
-                let ok = (e >= p.fast_emin) & (e < (1 << (W - 1 - MAN)) - 1) & (drop <= MAN as U);
-                let sh = drop & (W as U - 1);
+                let ok = (e >= p.fast_emin) & (e < (1 << (W - 1 - MAN)) - 1);
+                let big = drop > MAN as U;
+                let sh = if big { MAN as U } else { drop };
                 let mask = ((1 as U) << sh).wrapping_sub(1);
                 let half_m1 = mask >> 1;
                 // The last kept bit (the implicit one when all MAN bits are dropped).
@@ -410,7 +425,27 @@ macro_rules! float_kernel {
                     SR => r >> ((W as U).wrapping_sub(sh) & (W as U - 1)),
                     _ => if sticky & ((r >> (W - 1)) != 0) { mask + 1 } else { 0 },
                 };
-                let mut out = a.wrapping_add(add) & !mask;
+                let small_out = a.wrapping_add(add) & !mask;
+                // Wholly below one quantum (the lower neighbour is 0, which is even): at drop = MAN + 1 the
+                // value is at least half a quantum, a tie when its mantissa is 0; further down it is less.
+                let at_half = drop == MAN as U + 1;
+                let above_half = at_half & (a & ((1 << MAN) - 1) != 0);
+                let big_up = match mode {
+                    NE | NZ => above_half,
+                    NA => at_half,
+                    TZ => false,
+                    TP => !neg,
+                    TN => neg,
+                    ODD => true,
+                    SR => {
+                        let m = (a & ((1 << MAN) - 1)) | (1 << MAN);
+                        let frac = shl0(m, (W as U).wrapping_sub(drop)) | shr0(m, drop.wrapping_sub(W as U));
+                        frac > !r
+                    }
+                    _ => (r >> (W - 1)) != 0,
+                };
+                let big_out = if big_up { p.big_step } else { 0 };
+                let mut out = if big { big_out } else { small_out };
                 let far = match mode {
                     TP => !neg,
                     TN => neg,
@@ -422,6 +457,15 @@ macro_rules! float_kernel {
                 }
                 let keep_sign = (out != 0) | p.neg_zero;
                 (if keep_sign { out | sign } else { out }, ok)
+            }
+
+            #[inline(always)]
+            fn load_block(s: &[F]) -> [U; L] {
+                let mut x = [0 as U; L];
+                for i in 0..L {
+                    x[i] = s[i].to_bits();
+                }
+                x
             }
 
             /// Rounds one block of L bit patterns starting at element `at`.
@@ -439,14 +483,18 @@ macro_rules! float_kernel {
                         return out;
                     }
                 }
-                std::array::from_fn(|i| round_bits::<ID>(p, x[i], draw::<ID>(rng, at.wrapping_add(i as u64))))
+                let mut out = [0 as U; L];
+                for i in 0..L {
+                    out[i] = round_bits::<ID>(p, x[i], draw::<ID>(rng, at.wrapping_add(i as u64)));
+                }
+                out
             }
 
             /// Rounds `src` into `dst` block by block. With `stream`, blocks are written with non-temporal
             /// stores, which skip the read-for-ownership of the destination lines: a plain store loop moves
             /// three bytes for every two a copy moves. Worth it only for outputs far larger than the caches.
             #[inline(always)]
-            fn round_loop<const MODE: u8>(p: &Params, rng: &Rng, start: u64, src: &[F], dst: &mut [F], stream: bool) {
+            fn round_loop<const MODE: u8, const ISA: u8>(p: &Params, rng: &Rng, start: u64, src: &[F], dst: &mut [F], stream: bool) {
                 // Align the blocks to cache lines so each non-temporal block fills a whole line.
                 // Stochastic modes keep more state than fits in registers with the streaming stores.
                 let stream = stream && MODE & !GENERAL != modes::SR && MODE & !GENERAL != modes::SE;
@@ -458,10 +506,10 @@ macro_rules! float_kernel {
                 let mut db = dst[head..].chunks_exact_mut(L);
                 let mut at = start.wrapping_add(head as u64);
                 for (s, d) in (&mut sb).zip(&mut db) {
-                    let x: [U; L] = std::array::from_fn(|i| s[i].to_bits());
+                    let x: [U; L] = load_block(s);
                     let y = round_block::<MODE>(p, rng, at, &x);
                     if stream {
-                        stream_line(&y, d);
+                        stream_line::<ISA>(&y, d);
                     } else {
                         for i in 0..L {
                             d[i] = F::from_bits(y[i]);
@@ -477,19 +525,28 @@ macro_rules! float_kernel {
                 }
             }
 
-            /// Writes one 64-byte block to a 64-byte aligned destination with non-temporal stores.
+            /// Writes one 64-byte block to a 64-byte aligned destination with non-temporal stores, as wide
+            /// as the instruction set `ISA` allows (2: AVX-512, 1: AVX2, 0: SSE2).
             #[inline(always)]
-            fn stream_line(y: &[U; L], d: &mut [F]) {
+            fn stream_line<const ISA: u8>(y: &[U; L], d: &mut [F]) {
                 #[cfg(target_arch = "x86_64")]
-                {
-                    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
-                    let step = 16 / std::mem::size_of::<U>();
-                    for k in (0..L).step_by(step) {
-                        // SAFETY: `d` holds L elements starting on a 64-byte boundary (see `round_loop`), so
-                        // every 16-byte store is in bounds and aligned; SSE2 is part of x86-64.
-                        unsafe {
-                            let v = _mm_loadu_si128(y.as_ptr().add(k) as *const __m128i);
-                            _mm_stream_si128(d.as_mut_ptr().add(k) as *mut __m128i, v);
+                // SAFETY: `d` holds L elements (64 bytes) starting on a 64-byte boundary (see `round_loop`), so
+                // every store is in bounds and aligned; ISA 2 and 1 are used only inside functions compiled
+                // for AVX-512 and AVX2 on CPUs that have them; SSE2 is part of x86-64.
+                unsafe {
+                    use std::arch::x86_64::*;
+                    let (src, dst) = (y.as_ptr(), d.as_mut_ptr());
+                    if ISA == 2 {
+                        _mm512_stream_si512(dst as *mut __m512i, _mm512_loadu_si512(src as *const __m512i));
+                    } else if ISA == 1 {
+                        for k in 0..2 {
+                            let v = _mm256_loadu_si256((src as *const __m256i).add(k));
+                            _mm256_stream_si256((dst as *mut __m256i).add(k), v);
+                        }
+                    } else {
+                        for k in 0..4 {
+                            let v = _mm_loadu_si128((src as *const __m128i).add(k));
+                            _mm_stream_si128((dst as *mut __m128i).add(k), v);
                         }
                     }
                 }
@@ -500,11 +557,11 @@ macro_rules! float_kernel {
             }
 
             #[inline(always)]
-            fn round_inplace_loop<const MODE: u8>(p: &Params, rng: &Rng, start: u64, buf: &mut [F]) {
+            fn round_inplace_loop<const MODE: u8, const _ISA: u8>(p: &Params, rng: &Rng, start: u64, buf: &mut [F]) {
                 let mut blocks = buf.chunks_exact_mut(L);
                 let mut at = start;
                 for d in &mut blocks {
-                    let x: [U; L] = std::array::from_fn(|i| d[i].to_bits());
+                    let x: [U; L] = load_block(d);
                     let y = round_block::<MODE>(p, rng, at, &x);
                     for i in 0..L {
                         d[i] = F::from_bits(y[i]);
@@ -517,12 +574,12 @@ macro_rules! float_kernel {
             }
 
             #[inline(always)]
-            fn encode_loop<const MODE: u8>(p: &Params, rng: &Rng, start: u64, src: &[F], dst: &mut [U]) {
+            fn encode_loop<const MODE: u8, const _ISA: u8>(p: &Params, rng: &Rng, start: u64, src: &[F], dst: &mut [U]) {
                 let mut sb = src.chunks_exact(L);
                 let mut db = dst.chunks_exact_mut(L);
                 let mut at = start;
                 for (s, d) in (&mut sb).zip(&mut db) {
-                    let x: [U; L] = std::array::from_fn(|i| s[i].to_bits());
+                    let x: [U; L] = load_block(s);
                     let y = round_block::<MODE>(p, rng, at, &x);
                     for i in 0..L {
                         d[i] = code_bits(p, y[i]);
