@@ -120,6 +120,11 @@ pub(crate) fn first_index<T: Sync>(xs: &[T], bad: impl Fn(&T) -> bool + Sync) ->
     xs[start..].iter().position(bad).map(|i| start + i)
 }
 
+/// Whether a soft error hits: the draw's top 53 bits, as a fraction of 1, are below `prob`.
+pub(crate) fn is_hit(draw: u64, prob: f64) -> bool {
+    ((draw >> 11) as f64) * (1.0 / 9007199254740992.0) < prob
+}
+
 /// Which bit a soft error flips, from a 64-bit draw: uniform over the bits `scope` allows.
 fn flip_mask(fmt: &Format, scope: FlipScope, draw: u64) -> u64 {
     let n = match scope {
@@ -166,7 +171,7 @@ pub(crate) fn flip_codes<C: CodeInt>(fmt: &Format, flip: BitFlip, seed: u64, cod
     let which = Rng64::new(seed, STREAM_FLIP_BIT);
     for (i, c) in codes.iter_mut().enumerate() {
         let idx = i as u64;
-        if ((hit.at(idx) >> 11) as f64) * (1.0 / 9007199254740992.0) < flip.prob {
+        if is_hit(hit.at(idx), flip.prob) {
             let code = c.to_u64();
             if fmt.is_nan_code(code) {
                 continue;

@@ -152,7 +152,7 @@ impl<'a, T: Element> Plan<'a, T> {
         let which = Rng64::new(self.cfg.seed, STREAM_FLIP_BIT);
         for (i, v) in buf.iter_mut().enumerate() {
             let idx = start + i as u64;
-            if ((hit.at(idx) >> 11) as f64) * (1.0 / 9007199254740992.0) < flip.prob {
+            if codes::is_hit(hit.at(idx), flip.prob) {
                 *v = codes::flip_bit(self.fmt, flip.scope, *v, which.at(idx));
             }
         }
