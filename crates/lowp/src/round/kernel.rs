@@ -512,10 +512,6 @@ macro_rules! float_kernel {
             #[inline(always)]
             fn round_loop<const MODE: u8, const ISA: u8>(p: &Params, rng: &Rng, start: u64, src: &[F], dst: &mut [F], stream: bool) {
                 // Align the blocks to cache lines so each non-temporal block fills a whole line.
-                // Measured (Xeon, AVX-512, 10^8 float32, source prefetched): streaming speeds up every
-                // deterministic mode by 10-30% but slows the stochastic ones, which need more registers.
-                let mode = MODE & !GENERAL;
-                let stream = stream && !matches!(mode, modes::SR | modes::SE);
                 let head = if stream { dst.as_ptr().align_offset(64).min(dst.len()) } else { 0 };
                 for (i, (s, d)) in src[..head].iter().zip(&mut dst[..head]).enumerate() {
                     *d = F::from_bits(round_bits::<MODE>(p, s.to_bits(), draw::<MODE>(rng, start.wrapping_add(i as u64))));
