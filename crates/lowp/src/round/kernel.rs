@@ -271,6 +271,24 @@ macro_rules! float_kernel {
                 if n < W as U { x >> n } else { 0 }
             }
 
+            /// A rounded magnitude past max becomes what the mode gives on overflow: the far value (inf,
+            /// NaN, or max when saturating) where the mode rounds away from zero, else max.
+            #[inline(always)]
+            fn overflow<const ID: u8>(p: &Params, out: U, neg: bool) -> U {
+                use modes::*;
+                let far = match ID & !GENERAL {
+                    TP => !neg,
+                    TN => neg,
+                    TZ | ODD => false,
+                    _ => true,
+                };
+                let mut out = out;
+                if out > p.max_bits {
+                    out = if far { p.far_bits } else { p.max_bits };
+                }
+                out
+            }
+
             /// Rounds one element given as bits; `r` is its random draw. `ID` is the mode, plus `GENERAL`.
             #[inline(always)]
             pub(crate) fn round_bits<const ID: u8>(p: &Params, u: U, r: U) -> U {
@@ -320,16 +338,7 @@ macro_rules! float_kernel {
                     SR => (frac & p.sr_mask) > !(r & p.sr_mask),
                     _ => sticky & ((r >> (W - 1)) != 0),
                 };
-                let mut out = trunc + if up { step } else { 0 };
-                let far = match mode {
-                    TP => !neg,
-                    TN => neg,
-                    TZ | ODD => false,
-                    _ => true,
-                };
-                if out > p.max_bits {
-                    out = if far { p.far_bits } else { p.max_bits };
-                }
+                let mut out = overflow::<ID>(p, trunc + if up { step } else { 0 }, neg);
                 let nan = <F as Element>::nan(false).to_bits();
                 if general {
                     if out == 0 {
@@ -461,16 +470,7 @@ macro_rules! float_kernel {
                     _ => (r >> (W - 1)) != 0,
                 };
                 let big_out = if big_up { p.big_step } else { 0 };
-                let mut out = if big { big_out } else { small_out };
-                let far = match mode {
-                    TP => !neg,
-                    TN => neg,
-                    TZ | ODD => false,
-                    _ => true,
-                };
-                if out > p.max_bits {
-                    out = if far { p.far_bits } else { p.max_bits };
-                }
+                let out = overflow::<ID>(p, if big { big_out } else { small_out }, neg);
                 let keep_sign = (out != 0) | p.neg_zero;
                 (if keep_sign { out | sign } else { out }, ok)
             }
