@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The project's one test command: Rust unit, integration and doc tests, then the Python comparison of the
-# `lowp` CLI against ml_dtypes and numpy (tests/python). Needs only Rust, python3 and pip (PyPI, crates.io).
+# The project's one test command: Rust unit, integration and doc tests; then the Python package is built and
+# installed from this checkout with pip (maturin), and pytest runs the differential tests of the CLI and the
+# package against ml_dtypes, numpy and MPFR (tests/python) and the package's own tests (crates/lowp-py/tests).
+# Needs only Rust, python3 and pip (PyPI, crates.io).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,13 +20,17 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/nul
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
-"$VENV/bin/python" -c 'import numpy, ml_dtypes, pytest; print(f"numpy {numpy.__version__}, ml_dtypes {ml_dtypes.__version__}, pytest {pytest.__version__}")'
+"$VENV/bin/python" -c 'import numpy, ml_dtypes, gmpy2, torch, pytest; print(f"numpy {numpy.__version__}, ml_dtypes {ml_dtypes.__version__}, gmpy2 {gmpy2.version()}, torch {torch.__version__}, pytest {pytest.__version__}")'
+
+section "pip install ./crates/lowp-py (the Python package, built by maturin)"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check ./crates/lowp-py
 
 section "cargo build --release -p lowp-cli"
 cargo build --release -p lowp-cli
 export LOWP_BIN="$ROOT/target/release/lowp"
 
-section "pytest tests/python"
-"$VENV/bin/python" -m pytest -q tests/python
+section "pytest tests/python crates/lowp-py/tests"
+# Run from a neutral directory so `import lowp` finds the installed package, not the source tree.
+(cd "$ROOT/target" && "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python" "$ROOT/crates/lowp-py/tests")
 
 section "all tests passed"

@@ -1,12 +1,13 @@
-"""lowp's CLI against ml_dtypes (and numpy's float16), code for code.
+"""lowp against ml_dtypes (and numpy's float16), code for code, through both ways in: the `lowp` CLI and the
+Python package (the `lowp_api` fixture runs every test on each).
 
 For every format that ml_dtypes has, under nearest_even, on float32 and float64 inputs, the input battery is:
 all 2^16 float16 bit patterns and all 2^16 bfloat16 bit patterns as values; every value of the target format;
 every midpoint between neighbouring finite values with the nearest input-type values on either side; the
 overflow threshold (max + ulp(max)/2) and its neighbours; powers of two and their neighbours; subnormal inputs;
 10^6 random bit patterns and 10^6 log-uniform values over the format's range. All of it goes through one
-`lowp encode` and one `lowp round` call per format and input type, and the codes must equal
-`x.astype(fmt).view(uint8/uint16)` byte for byte.
+encode and one round call per format and input type, and the codes must equal
+`x.astype(fmt).view(uint8/uint16)` byte for byte. float16 arrays go through the package directly (all 2^16).
 
 Differences from ml_dtypes that are intended, excluded from the equality checks and asserted on their own:
 - float8_e8m0fnu: exact ties 1.5 * 2^k. ml_dtypes rounds them up; lowp's nearest_even picks the even code,
@@ -63,7 +64,7 @@ N_RANDOM = 1_000_000
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The binary
+# The two ways in: the `lowp` binary and the Python package
 
 
 @pytest.fixture(scope="session")
@@ -84,16 +85,56 @@ def run_lowp(lowp_bin: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(lowp_bin), *args], capture_output=True, text=True)
 
 
-def lowp_call(lowp_bin: Path, tmp_path: Path, cmd: str, fmt: str, x: np.ndarray, *extra: str) -> np.ndarray:
-    src = tmp_path / f"{cmd}-{fmt}-in.npy"
-    dst = tmp_path / f"{cmd}-{fmt}-out.npy"
-    np.save(src, x)
-    r = run_lowp(lowp_bin, cmd, "-f", fmt, *extra, str(src), str(dst))
-    assert r.returncode == 0, f"lowp {cmd} -f {fmt} {' '.join(extra)} failed:\n{r.stderr}"
-    out = np.load(dst)
-    src.unlink()
-    dst.unlink()
-    return out
+class Cli:
+    """`lowp encode|round|decode` on .npy files."""
+
+    def __init__(self, lowp_bin: Path, tmp_path: Path):
+        self.bin, self.tmp = lowp_bin, tmp_path
+
+    def _call(self, cmd: str, fmt: str, x: np.ndarray, *extra: str) -> np.ndarray:
+        src = self.tmp / f"{cmd}-{fmt}-in.npy"
+        dst = self.tmp / f"{cmd}-{fmt}-out.npy"
+        np.save(src, x)
+        r = run_lowp(self.bin, cmd, "-f", fmt, *extra, str(src), str(dst))
+        assert r.returncode == 0, f"lowp {cmd} -f {fmt} {' '.join(extra)} failed:\n{r.stderr}"
+        out = np.load(dst)
+        src.unlink()
+        dst.unlink()
+        return out
+
+    def encode(self, fmt: str, x: np.ndarray, mode: str = "nearest_even") -> np.ndarray:
+        return self._call("encode", fmt, x, "-m", mode)
+
+    def round(self, fmt: str, x: np.ndarray, mode: str = "nearest_even") -> np.ndarray:
+        return self._call("round", fmt, x, "-m", mode)
+
+    def decode(self, fmt: str, codes: np.ndarray, dtype) -> np.ndarray:
+        return self._call("decode", fmt, codes, "--dtype", {np.float32: "f32", np.float64: "f64"}[dtype])
+
+
+class Package:
+    """The `lowp` Python package."""
+
+    def __init__(self):
+        import lowp
+
+        self.lowp = lowp
+
+    def encode(self, fmt: str, x: np.ndarray, mode: str = "nearest_even") -> np.ndarray:
+        return self.lowp.encode(x, fmt, mode)
+
+    def round(self, fmt: str, x: np.ndarray, mode: str = "nearest_even") -> np.ndarray:
+        return self.lowp.round(x, fmt, mode)
+
+    def decode(self, fmt: str, codes: np.ndarray, dtype) -> np.ndarray:
+        return self.lowp.decode(codes, fmt, dtype)
+
+
+@pytest.fixture(params=["cli", "python"])
+def lowp_api(request, tmp_path):
+    if request.param == "cli":
+        return Cli(request.getfixturevalue("lowp_bin"), tmp_path)
+    return Package()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -309,9 +350,9 @@ PARAMS = [pytest.param(f, d, id=f"{f}-{np.dtype(d).name}") for f in ML_FORMATS f
 
 
 @pytest.mark.parametrize("fmt,dtype", PARAMS)
-def test_encode_matches_ml_dtypes(lowp_bin, tmp_path, fmt, dtype):
+def test_encode_matches_ml_dtypes(lowp_api, fmt, dtype):
     x = inputs(fmt, dtype)
-    got = lowp_call(lowp_bin, tmp_path, "encode", fmt, x)
+    got = lowp_api.encode(fmt, x)
     assert got.dtype == code_dtype(fmt) and got.shape == x.shape
     want, masks = expected_codes(x, fmt)
     assert np.array_equal(want, got), describe_mismatch(x, want, got, f"encode {fmt}")
@@ -322,9 +363,9 @@ def test_encode_matches_ml_dtypes(lowp_bin, tmp_path, fmt, dtype):
 
 
 @pytest.mark.parametrize("fmt,dtype", PARAMS)
-def test_round_matches_ml_dtypes(lowp_bin, tmp_path, fmt, dtype):
+def test_round_matches_ml_dtypes(lowp_api, fmt, dtype):
     x = inputs(fmt, dtype)
-    got = lowp_call(lowp_bin, tmp_path, "round", fmt, x)
+    got = lowp_api.round(fmt, x)
     assert got.dtype == x.dtype and got.shape == x.shape
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -337,7 +378,7 @@ def test_round_matches_ml_dtypes(lowp_bin, tmp_path, fmt, dtype):
 
 
 @pytest.mark.parametrize("fmt,dtype", PARAMS)
-def test_midpoint_neighbours_go_to_nearer_value(lowp_bin, tmp_path, fmt, dtype):
+def test_midpoint_neighbours_go_to_nearer_value(lowp_api, fmt, dtype):
     """Independent of ml_dtypes: just above a midpoint rounds up, just below rounds down (catches double
     rounding through float32 for float64 inputs)."""
     lo, mid, hi = midpoints(fmt)
@@ -348,17 +389,17 @@ def test_midpoint_neighbours_go_to_nearer_value(lowp_bin, tmp_path, fmt, dtype):
     up = np.nextafter(m, dtype(np.inf))
     down = np.nextafter(m, dtype(-np.inf))
     x = np.concatenate([up, down])
-    got = lowp_call(lowp_bin, tmp_path, "round", fmt, x).astype(np.float64)
+    got = lowp_api.round(fmt, x).astype(np.float64)
     want = np.concatenate([hi, lo])
     ok = got == want  # -0 == +0 here: the nearer value, whichever zero the format has
     assert ok.all(), describe_mismatch(x, want, got, f"nearer neighbour {fmt}")
 
 
 @pytest.mark.parametrize("fmt", ML_FORMATS)
-def test_decode_matches_ml_dtypes(lowp_bin, tmp_path, fmt):
+def test_decode_matches_ml_dtypes(lowp_api, fmt):
     codes = all_codes(fmt)
-    for dt, flag in ((np.float32, "f32"), (np.float64, "f64")):
-        got = lowp_call(lowp_bin, tmp_path, "decode", fmt, codes, "--dtype", flag)
+    for dt in (np.float32, np.float64):
+        got = lowp_api.decode(fmt, codes, dt)
         assert got.dtype == dt
         want = ml_decode(codes, fmt, dt)
         assert same_values(want, got).all(), describe_mismatch(want, want, got, f"decode {fmt}")
@@ -369,9 +410,9 @@ def test_decode_matches_ml_dtypes(lowp_bin, tmp_path, fmt):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-def test_e8m0_nearest_away_equals_ml_dtypes(lowp_bin, tmp_path, dtype):
+def test_e8m0_nearest_away_equals_ml_dtypes(lowp_api, dtype):
     x = inputs(E8M0, dtype)
-    got = lowp_call(lowp_bin, tmp_path, "encode", E8M0, x, "-m", "nearest_away")
+    got = lowp_api.encode(E8M0, x, "nearest_away")
     want, _ = expected_codes(x, E8M0, mode="nearest_away")
     assert np.array_equal(want, got), describe_mismatch(x, want, got, "encode e8m0 nearest_away")
     # On the ties themselves (the intended difference under nearest_even) nearest_away is ml_dtypes exactly.
@@ -381,13 +422,13 @@ def test_e8m0_nearest_away_equals_ml_dtypes(lowp_bin, tmp_path, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-def test_e8m0_ties_and_specials(lowp_bin, tmp_path, dtype):
+def test_e8m0_ties_and_specials(lowp_api, dtype):
     k = np.arange(-127, 128)
     ties = 1.5 * np.ldexp(1.0, k)  # 1.5 * 2^k, between codes k+127 and k+128
     x = np.concatenate(
         [ties, [0.0, -0.0, -1.0, -np.inf, np.inf, np.nan, 2.0**-127, 2.0**-128, 2.0**-130, 1e-45]]
     ).astype(dtype)
-    got = lowp_call(lowp_bin, tmp_path, "encode", E8M0, x)
+    got = lowp_api.encode(E8M0, x)
     ml = ml_codes(x, E8M0)
     lower = (k + 127).astype(np.uint8)
     # ml_dtypes: ties up (k = 127 overflows to NaN); lowp: the even code of the pair.
@@ -410,6 +451,11 @@ def test_no_nan_formats_reject_nan_on_encode(lowp_bin, tmp_path, fmt):
             assert r.returncode != 0
             assert "nan" in r.stderr.lower()
             assert not dst.exists()
+    import lowp
+
+    for dt in DTYPES:
+        with pytest.raises(lowp.RepresentationError, match="NaN at index 1"):
+            lowp.encode(np.array([1.0, np.nan, 2.0], dt), fmt)
     # ml_dtypes, for the record, gives NaN a code instead of failing (0x20 / 0x08: the -0 code for +NaN).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -417,10 +463,10 @@ def test_no_nan_formats_reject_nan_on_encode(lowp_bin, tmp_path, fmt):
 
 
 @pytest.mark.parametrize("fmt", sorted(NO_NAN))
-def test_no_nan_formats_round_passes_nan_through(lowp_bin, tmp_path, fmt):
+def test_no_nan_formats_round_passes_nan_through(lowp_api, fmt):
     """`round` returns NaN inputs unchanged (the core's documented rule); only `encode` needs a code."""
     x = np.array([1.0, np.nan, -np.nan, np.inf, 100.0], np.float32)
-    got = lowp_call(lowp_bin, tmp_path, "round", fmt, x)
+    got = lowp_api.round(fmt, x)
     mx = np.float32(fmt_max(fmt))
     assert got[0] == 1.0 and np.isnan(got[1]) and np.isnan(got[2]) and got[3] == mx and got[4] == mx
 
@@ -456,25 +502,25 @@ def test_ml_dtypes_casts_float64_through_float32(fmt):
     assert not bad.any(), describe_mismatch(x[diff][bad], ml[diff][bad], ml_codes(round_to_odd_f32(x), fmt)[diff][bad], "unexplained")
 
 
-def test_ml_dtypes_e8m0_rounds_up_above_min(lowp_bin, tmp_path):
+def test_ml_dtypes_e8m0_rounds_up_above_min(lowp_api):
     """ml_dtypes 0.6.0 gives 2^-126 (code 1) for every float32 in (2^-127, 2^-126), even below the tie
     1.5 * 2^-127 where 2^-127 (code 0) is nearer; lowp gives code 0 there and code 1 above the tie."""
     b = np.arange(0x00400000, 0x00800000, dtype=np.uint32)  # float32 subnormals 2^-127 .. 2^-126
     x = b.view(np.float32)
     ml = ml_codes(x, E8M0)
     assert np.all(ml[1:] == 1) and ml[0] == 0
-    got = lowp_call(lowp_bin, tmp_path, "encode", E8M0, x)
+    got = lowp_api.encode(E8M0, x)
     lo = x <= np.float32(1.5 * 2.0**-127)
     assert np.all(got[lo] == 0) and np.all(got[~lo] == 1)  # the tie 1.5 * 2^-127 goes to the even code 0
 
 
 @pytest.mark.parametrize("fmt", [f for f in ML_FORMATS if f not in NO_NAN])
-def test_nan_sign_handling(lowp_bin, tmp_path, fmt):
+def test_nan_sign_handling(lowp_api, fmt):
     """NaN of either sign: same code as ml_dtypes (formats with a signed NaN keep the sign)."""
     ib = np.array([0x7FC00000, 0xFFC00000, 0x7F800001, 0xFF800001, 0x7FFFFFFF, 0xFFFFFFFF], np.uint32)
     x = ib.view(np.float32)
     for xx in (x, x.astype(np.float64)):
-        got = lowp_call(lowp_bin, tmp_path, "encode", fmt, xx)
+        got = lowp_api.encode(fmt, xx)
         assert np.array_equal(got, ml_codes(xx, fmt)), (fmt, xx.dtype, got, ml_codes(xx, fmt))
 
 
@@ -483,14 +529,14 @@ def test_nan_sign_handling(lowp_bin, tmp_path, fmt):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-def test_float16_matches_numpy(lowp_bin, tmp_path, dtype):
+def test_float16_matches_numpy(lowp_api, dtype):
     x = inputs("float16", dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         h = x.astype(np.float16)
-    got = lowp_call(lowp_bin, tmp_path, "round", "float16", x)
+    got = lowp_api.round("float16", x)
     assert same_values(h.astype(dtype), got).all(), describe_mismatch(x, h.astype(dtype), got, "round float16")
-    codes = lowp_call(lowp_bin, tmp_path, "encode", "float16", x)
+    codes = lowp_api.encode("float16", x)
     want = h.view(np.uint16)
     nan = np.isnan(x)
     assert np.array_equal(want[~nan], codes[~nan]), describe_mismatch(
@@ -508,3 +554,43 @@ def test_numpy_float16_rounds_float64_once():
     down = np.nextafter(mid, -np.inf)
     assert np.array_equal(up.astype(np.float16).astype(np.float64), hi)
     assert np.array_equal(down.astype(np.float16).astype(np.float64), lo)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# float16 data (the Python package takes float16 arrays: widened exactly, rounded, narrowed exactly)
+
+ALL_HALF = np.arange(2**16, dtype=np.uint16).view(np.float16)
+
+
+def fits_float16(fmt: str) -> bool:
+    return fmt == "float16" or (nmant(fmt) <= 10 and fmt_max(fmt) <= 65504 and fmt != E8M0)
+
+
+@pytest.mark.parametrize("fmt", ["float16"] + [f for f in ML_FORMATS if fits_float16(f)])
+def test_float16_data_matches_ml_dtypes(fmt):
+    import lowp
+
+    x = ALL_HALF[~np.isnan(ALL_HALF)] if fmt in NO_NAN else ALL_HALF
+    got = lowp.round(x, fmt)
+    assert got.dtype == np.float16
+    want, masks = expected_codes(x.astype(np.float32), fmt)
+    assert not masks or not any(m.any() for m in masks.values())
+    codes = lowp.encode(x, fmt)
+    nan = np.isnan(x)
+    assert np.array_equal(codes[~nan], want[~nan]), describe_mismatch(
+        x[~nan].astype(np.float32), want[~nan], codes[~nan], f"encode f16 {fmt}"
+    )
+    assert np.isnan(ml_decode(codes[nan], fmt, np.float32)).all()  # NaN payloads: numpy keeps them, lowp not
+    back = ml_decode(want, fmt, np.float16)
+    ok = (np.isnan(back) & np.isnan(got)) | (back.view(np.uint16) == got.view(np.uint16))
+    assert ok.all(), describe_mismatch(x.astype(np.float32), back.astype(np.float32), got.astype(np.float32), fmt)
+    dec = lowp.decode(codes, fmt, np.float16)
+    assert ((np.isnan(dec) & np.isnan(got)) | (dec.view(np.uint16) == got.view(np.uint16))).all()
+
+
+@pytest.mark.parametrize("fmt", [f for f in ML_FORMATS if not fits_float16(f)])
+def test_float16_data_refuses_formats_it_cannot_hold(fmt):
+    import lowp
+
+    with pytest.raises(lowp.DtypeError, match="float16"):
+        lowp.round(ALL_HALF, fmt)

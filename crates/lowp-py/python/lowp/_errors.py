@@ -1,0 +1,32 @@
+"""lowp's exception classes. Every error lowp raises is a :class:`LowpError`; each subclass is also the
+built-in exception Python users would expect (``ValueError`` or ``TypeError``)."""
+
+
+class LowpError(Exception):
+    """Base class of every error lowp raises."""
+
+
+class FormatError(LowpError, ValueError):
+    """Unknown format name or parameters that describe no format (E = 0, a bias the width cannot hold...)."""
+
+
+class OptionError(LowpError, ValueError):
+    """Unknown rounding mode or an option out of range (flip probability, random bits, bit width...)."""
+
+
+class DtypeError(LowpError, TypeError):
+    """An array of a data type lowp cannot take here, or a format the data type cannot hold."""
+
+
+class ShapeError(LowpError, ValueError):
+    """Arrays whose shapes or lengths do not match, or a packed buffer too short."""
+
+
+class RepresentationError(LowpError, ValueError):
+    """A value with no code in the format (NaN in a format without NaN), or a code the format does not have."""
+
+
+__all__ = ["LowpError", "FormatError", "OptionError", "DtypeError", "ShapeError", "RepresentationError"]
+
+for _cls in (LowpError, FormatError, OptionError, DtypeError, ShapeError, RepresentationError):
+    _cls.__module__ = "lowp"  # shown in tracebacks as lowp.FormatError, where users find it

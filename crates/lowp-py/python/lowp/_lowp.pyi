@@ -1,0 +1,113 @@
+"""Type stubs of lowp's extension module (the Rust bindings). Users import these names from ``lowp``."""
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class Format:
+    """A number format: a preset (``"float8_e4m3fn"``, ``"bf16"``...), ``e<E>m<M>[b<BIAS>][fn|fnuz]``,
+    ``binary<K>p<P><s|u><e|f>`` (IEEE P3109) or ``chop(<t>,<emax>)``.
+
+    >>> f = Format("float8_e4m3fn")
+    >>> (f.bits, f.max, f.min_normal, f.min_subnormal, f.eps)
+    (8, 448.0, 0.015625, 0.001953125, 0.125)
+    """
+
+    def __init__(self, name: str) -> None: ...
+    @staticmethod
+    def custom(
+        exp_bits: int,
+        man_bits: int,
+        bias: Optional[int] = None,
+        subnormals: bool = True,
+        specials: str = "ieee",
+        saturate: bool = False,
+    ) -> Format:
+        """A format by its fields; ``specials``: ``"ieee"``, ``"fn"``, ``"fnuz"`` or ``"none"`` (all codes finite)."""
+    @staticmethod
+    def from_chop(t: int, emax: int) -> Format:
+        """MATLAB chop / CPFloat terms: precision ``t`` (hidden bit counted), emax, emin = 1 - emax."""
+    def with_options(
+        self,
+        *,
+        subnormals: Optional[bool] = None,
+        saturate: Optional[bool] = None,
+        keep_inf: Optional[bool] = None,
+        exponent_limit: Optional[bool] = None,
+    ) -> Format:
+        """A copy with options changed (``exponent_limit=False``: chop's explim=0)."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def bits(self) -> int: ...
+    @property
+    def exp_bits(self) -> int: ...
+    @property
+    def man_bits(self) -> int: ...
+    @property
+    def bias(self) -> int: ...
+    @property
+    def emin(self) -> int: ...
+    @property
+    def emax(self) -> int: ...
+    @property
+    def max(self) -> float: ...
+    @property
+    def min_normal(self) -> float: ...
+    @property
+    def min_subnormal(self) -> float: ...
+    @property
+    def eps(self) -> float:
+        """Machine epsilon: the distance from 1 to the next larger value."""
+    @property
+    def unit_roundoff(self) -> float:
+        """eps / 2: the largest relative error of round-to-nearest in the normal range."""
+    @property
+    def num_codes(self) -> int: ...
+    @property
+    def specials(self) -> str: ...
+    @property
+    def subnormals(self) -> bool: ...
+    @property
+    def saturate(self) -> bool: ...
+    @property
+    def keep_inf(self) -> bool: ...
+    @property
+    def exponent_limit(self) -> bool: ...
+    @property
+    def signed(self) -> bool: ...
+    @property
+    def has_inf(self) -> bool: ...
+    @property
+    def has_nan(self) -> bool: ...
+    @property
+    def aliases(self) -> List[str]: ...
+    def values(self) -> npt.NDArray[np.float64]:
+        """Every finite value once (zero as +0), ascending; formats of at most 16 bits."""
+    def code_table(self) -> Tuple[npt.NDArray[np.uint64], npt.NDArray[np.float64]]:
+        """``(codes, values)`` of every code that is not NaN, in code order; formats of at most 16 bits."""
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+def formats() -> List[str]: ...
+def aliases() -> List[Tuple[str, str]]: ...
+def modes() -> List[str]: ...
+def mode_name(mode: str) -> str: ...
+def mode_is_stochastic(mode: str) -> bool: ...
+def round_array(
+    x: np.ndarray,
+    out: Optional[np.ndarray],
+    dtype: str,
+    fmt: Format,
+    mode: str,
+    seed: int,
+    flip_prob: float,
+    flip_scope: str,
+) -> None: ...
+def encode_array(x: np.ndarray, out: np.ndarray, dtype: str, fmt: Format, mode: str, seed: int) -> None: ...
+def decode_array(codes: np.ndarray, out: np.ndarray, dtype: str, fmt: Format) -> None: ...
+def pack(codes: npt.NDArray[np.uint8], bits: int) -> npt.NDArray[np.uint8]: ...
+def unpack(buf: npt.NDArray[np.uint8], bits: int, count: int) -> npt.NDArray[np.uint8]: ...

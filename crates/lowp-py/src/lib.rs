@@ -1,0 +1,690 @@
+//! Python bindings of lowp, kept thin: convert arguments, release the interpreter lock around each core
+//! call, map core errors to the exception classes of `lowp._errors`. Array preparation (shapes, strides,
+//! scalars, `out=`) lives in `python/lowp/__init__.py`; every function here takes 1-D contiguous arrays.
+//!
+//! float16 and bfloat16 data arrive as their 16-bit patterns (`uint16` arrays); they are widened to float32
+//! exactly, rounded, and narrowed back exactly (the format is first checked to fit the narrow type).
+
+use half::{bf16, f16};
+use lowp::{Element, Error, FlipScope, Format, Rounding, RoundingMode, Specials};
+use numpy::{
+    PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+use rayon::prelude::*;
+
+/// An exception of class `class` from `lowp._errors`.
+fn raise(class: &str, msg: String) -> PyErr {
+    Python::attach(|py| {
+        let cls = py
+            .import("lowp._errors")
+            .and_then(|m| m.getattr(class))
+            .and_then(|c| Ok(c.cast_into::<PyType>()?));
+        match cls {
+            Ok(cls) => PyErr::from_type(cls, msg),
+            Err(err) => err,
+        }
+    })
+}
+
+/// The Python exception for a core error.
+fn to_py(e: Error) -> PyErr {
+    let class = match e {
+        Error::UnknownFormat { .. } | Error::InvalidFormat(_) => "FormatError",
+        Error::UnknownMode { .. } | Error::InvalidOption(_) => "OptionError",
+        Error::UnsupportedDtype { .. } => "DtypeError",
+        Error::LengthMismatch { .. } | Error::BufferTooShort { .. } => "ShapeError",
+        Error::NotRepresentable { .. } | Error::CodeTooWide { .. } => "RepresentationError",
+        _ => "LowpError",
+    };
+    raise(class, e.to_string())
+}
+
+fn unsupported_dtype(what: &str, dtype: &str, accepted: &str) -> PyErr {
+    raise(
+        "DtypeError",
+        format!("{what}: unsupported dtype {dtype}. Accepted: {accepted}"),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Format
+
+/// A number format (see `lowp.Format` in the package docs).
+#[pyclass(name = "Format", module = "lowp", frozen, eq)]
+#[derive(Clone, PartialEq)]
+struct PyFormat {
+    inner: Format,
+}
+
+fn specials_name(s: Specials) -> &'static str {
+    match s {
+        Specials::Ieee => "ieee",
+        Specials::Fn => "fn",
+        Specials::Fnuz => "fnuz",
+        Specials::Finite => "none",
+        Specials::Extended => "extended",
+        Specials::Unsigned { inf: true } => "unsigned_inf",
+        Specials::Unsigned { inf: false } => "unsigned",
+    }
+}
+
+/// `(codes, values)` arrays.
+type CodeTable<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<f64>>);
+
+#[pymethods]
+impl PyFormat {
+    #[new]
+    fn new(name: &str) -> PyResult<Self> {
+        Ok(PyFormat {
+            inner: Format::parse(name).map_err(to_py)?,
+        })
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (exp_bits, man_bits, bias=None, subnormals=true, specials="ieee", saturate=false))]
+    fn custom(
+        exp_bits: u32,
+        man_bits: u32,
+        bias: Option<i32>,
+        subnormals: bool,
+        specials: &str,
+        saturate: bool,
+    ) -> PyResult<Self> {
+        let sp = match specials.to_ascii_lowercase().as_str() {
+            "ieee" => Specials::Ieee,
+            "fn" => Specials::Fn,
+            "fnuz" => Specials::Fnuz,
+            "none" | "finite" => Specials::Finite,
+            other => return Err(to_py(Error::InvalidFormat(format!(
+                "unknown specials policy `{other}`. Accepted: \"ieee\", \"fn\", \"fnuz\", \"none\""
+            )))),
+        };
+        let f = Format::custom(exp_bits, man_bits, bias, sp).map_err(to_py)?;
+        Ok(PyFormat {
+            inner: f.with_subnormals(subnormals).with_saturation(saturate),
+        })
+    }
+
+    #[staticmethod]
+    fn from_chop(t: u32, emax: i32) -> PyResult<Self> {
+        Ok(PyFormat {
+            inner: Format::from_chop(t, emax).map_err(to_py)?,
+        })
+    }
+
+    #[pyo3(signature = (*, subnormals=None, saturate=None, keep_inf=None, exponent_limit=None))]
+    fn with_options(
+        &self,
+        subnormals: Option<bool>,
+        saturate: Option<bool>,
+        keep_inf: Option<bool>,
+        exponent_limit: Option<bool>,
+    ) -> Self {
+        let mut f = self.inner.clone();
+        if let Some(on) = subnormals {
+            f = f.with_subnormals(on);
+        }
+        if let Some(on) = saturate {
+            f = f.with_saturation(on);
+        }
+        if let Some(on) = keep_inf {
+            f = f.with_propagate_inf(on);
+        }
+        if let Some(on) = exponent_limit {
+            f = f.with_exponent_limit(on);
+        }
+        PyFormat { inner: f }
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    #[getter]
+    fn bits(&self) -> u32 {
+        self.inner.bits()
+    }
+    #[getter]
+    fn exp_bits(&self) -> u32 {
+        self.inner.exp_bits()
+    }
+    #[getter]
+    fn man_bits(&self) -> u32 {
+        self.inner.man_bits()
+    }
+    #[getter]
+    fn bias(&self) -> i32 {
+        self.inner.bias()
+    }
+    #[getter]
+    fn emin(&self) -> i32 {
+        self.inner.emin()
+    }
+    #[getter]
+    fn emax(&self) -> i32 {
+        self.inner.emax()
+    }
+    #[getter]
+    fn max(&self) -> f64 {
+        self.inner.max()
+    }
+    #[getter]
+    fn min_normal(&self) -> f64 {
+        self.inner.min_normal()
+    }
+    #[getter]
+    fn min_subnormal(&self) -> f64 {
+        self.inner.min_subnormal()
+    }
+    #[getter]
+    fn eps(&self) -> f64 {
+        self.inner.epsilon()
+    }
+    #[getter]
+    fn unit_roundoff(&self) -> f64 {
+        self.inner.unit_roundoff()
+    }
+    #[getter]
+    fn num_codes(&self) -> u128 {
+        self.inner.num_codes()
+    }
+    #[getter]
+    fn specials(&self) -> &'static str {
+        specials_name(self.inner.specials())
+    }
+    #[getter]
+    fn subnormals(&self) -> bool {
+        self.inner.subnormals()
+    }
+    #[getter]
+    fn saturate(&self) -> bool {
+        self.inner.saturate()
+    }
+    #[getter]
+    fn keep_inf(&self) -> bool {
+        self.inner.propagate_inf()
+    }
+    #[getter]
+    fn exponent_limit(&self) -> bool {
+        self.inner.exponent_limit()
+    }
+    #[getter]
+    fn signed(&self) -> bool {
+        self.inner.signed()
+    }
+    #[getter]
+    fn has_inf(&self) -> bool {
+        self.inner.has_inf()
+    }
+    #[getter]
+    fn has_nan(&self) -> bool {
+        self.inner.has_nan()
+    }
+    #[getter]
+    fn aliases(&self) -> Vec<&'static str> {
+        self.inner.aliases().to_vec()
+    }
+
+    /// Every finite value once (zero as +0), ascending; formats of at most 16 bits.
+    fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let mut v: Vec<f64> = self
+            .inner
+            .values()
+            .map_err(to_py)?
+            .into_iter()
+            .map(|(_, v)| v + 0.0)
+            .filter(|v| v.is_finite())
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// `(codes, values)` of every code that is not NaN, in code order; formats of at most 16 bits.
+    fn code_table<'py>(&self, py: Python<'py>) -> PyResult<CodeTable<'py>> {
+        let t: Vec<(u64, f64)> = self
+            .inner
+            .values()
+            .map_err(to_py)?
+            .into_iter()
+            .filter(|(_, v)| !v.is_nan())
+            .collect();
+        let codes = t.iter().map(|&(c, _)| c).collect();
+        let vals = t.iter().map(|&(_, v)| v).collect();
+        Ok((PyArray1::from_vec(py, codes), PyArray1::from_vec(py, vals)))
+    }
+
+    fn __repr__(&self) -> String {
+        let f = &self.inner;
+        let sign = if f.signed() { "" } else { "unsigned, " };
+        format!(
+            "<lowp.Format {f}: {} bits ({sign}E{} M{} bias {}), max {}, min normal {}, min subnormal {}, eps {}, specials {}>",
+            f.bits(),
+            f.exp_bits(),
+            f.man_bits(),
+            f.bias(),
+            short(f.max()),
+            short(f.min_normal()),
+            short(f.min_subnormal()),
+            short(f.epsilon()),
+            f.specials().describe()
+        )
+    }
+
+    fn __str__(&self) -> String {
+        self.inner.to_string()
+    }
+
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!("{:?}", self.inner).hash(&mut h);
+        h.finish()
+    }
+}
+
+/// A number as people write it: plain when short, exponent notation when very large or small.
+fn short(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Names of the presets, in the order of FORMATS.md.
+#[pyfunction]
+fn formats() -> Vec<String> {
+    Format::presets()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect()
+}
+
+/// The aliases of every preset: `{alias: preset name}`.
+#[pyfunction]
+fn aliases() -> Vec<(String, String)> {
+    Format::presets()
+        .iter()
+        .flat_map(|f| {
+            f.aliases()
+                .iter()
+                .map(move |a| (a.to_string(), f.name().to_string()))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Rounding configuration
+
+fn rounding(mode: &str, seed: u64, flip_prob: f64, flip_scope: &str) -> PyResult<Rounding> {
+    let mut r = Rounding::new(RoundingMode::parse(mode).map_err(to_py)?).with_seed(seed);
+    if flip_prob != 0.0 {
+        let scope = match flip_scope {
+            "significand" => FlipScope::Significand,
+            "code" => FlipScope::Code,
+            other => {
+                return Err(to_py(Error::InvalidOption(format!(
+                    "flip_scope `{other}`: accepted \"significand\" (chop, CPFloat) or \"code\" (any bit)"
+                ))))
+            }
+        };
+        r = r.with_flip(flip_prob, scope);
+    }
+    Ok(r)
+}
+
+/// Canonical name of a rounding mode (validates it).
+#[pyfunction]
+fn mode_name(mode: &str) -> PyResult<String> {
+    Ok(RoundingMode::parse(mode).map_err(to_py)?.name())
+}
+
+/// The canonical names of the nine rounding modes, in chop's code order (1-9).
+#[pyfunction]
+fn modes() -> Vec<String> {
+    RoundingMode::ALL.iter().map(|m| m.name()).collect()
+}
+
+/// Whether a rounding mode draws random numbers.
+#[pyfunction]
+fn mode_is_stochastic(mode: &str) -> PyResult<bool> {
+    Ok(RoundingMode::parse(mode).map_err(to_py)?.is_stochastic())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 16-bit storage types, carried as bit patterns
+
+#[derive(Clone, Copy)]
+enum Narrow {
+    F16,
+    Bf16,
+}
+
+impl Narrow {
+    fn parse(dtype: &str) -> Option<Narrow> {
+        match dtype {
+            "float16" => Some(Narrow::F16),
+            "bfloat16" => Some(Narrow::Bf16),
+            _ => None,
+        }
+    }
+    fn check(self, fmt: &Format) -> PyResult<()> {
+        let r = match self {
+            Narrow::F16 => fmt.check_dtype("float16", 10, 65504.0),
+            Narrow::Bf16 => fmt.check_dtype("bfloat16", 7, bf16::MAX.to_f64()),
+        };
+        r.map_err(to_py)
+    }
+    /// Decoding also needs the format's smallest magnitude to be a value of the narrow type.
+    fn check_decode(self, fmt: &Format) -> PyResult<()> {
+        self.check(fmt)?;
+        let (name, smallest) = match self {
+            Narrow::F16 => ("float16", -24),
+            Narrow::Bf16 => ("bfloat16", -133),
+        };
+        let fmt_smallest = if fmt.has_zero() {
+            fmt.emin() - fmt.man_bits() as i32
+        } else {
+            fmt.emin()
+        };
+        if fmt_smallest < smallest {
+            return Err(to_py(Error::UnsupportedDtype {
+                format: fmt.name().to_string(),
+                dtype: name,
+                reason: format!(
+                    "its smallest value 2^{fmt_smallest} is below the data type's 2^{smallest}"
+                ),
+            }));
+        }
+        Ok(())
+    }
+    fn widen(self, src: &[u16]) -> Vec<f32> {
+        let mut out = vec![0f32; src.len()];
+        out.par_chunks_mut(1 << 16)
+            .zip(src.par_chunks(1 << 16))
+            .for_each(|(d, s)| match self {
+                Narrow::F16 => d
+                    .iter_mut()
+                    .zip(s)
+                    .for_each(|(d, &b)| *d = f16::from_bits(b).to_f32()),
+                Narrow::Bf16 => d
+                    .iter_mut()
+                    .zip(s)
+                    .for_each(|(d, &b)| *d = bf16::from_bits(b).to_f32()),
+            });
+        out
+    }
+    /// Exact for the values `check` admits; NaN stays NaN with its sign.
+    fn narrow(self, src: &[f32], dst: &mut [u16]) {
+        dst.par_chunks_mut(1 << 16)
+            .zip(src.par_chunks(1 << 16))
+            .for_each(|(d, s)| match self {
+                Narrow::F16 => d
+                    .iter_mut()
+                    .zip(s)
+                    .for_each(|(d, &v)| *d = f16::from_f32(v).to_bits()),
+                Narrow::Bf16 => d
+                    .iter_mut()
+                    .zip(s)
+                    .for_each(|(d, &v)| *d = bf16::from_f32(v).to_bits()),
+            });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Bulk operations
+
+/// Rounds `x` into `out` (same dtype and length), or `x` in place when `out` is None. `dtype` names the
+/// data type: float32, float64, or float16/bfloat16 for uint16 bit patterns.
+#[pyfunction]
+#[pyo3(signature = (x, out, dtype, fmt, mode, seed, flip_prob, flip_scope))]
+#[allow(clippy::too_many_arguments)]
+fn round_array(
+    py: Python<'_>,
+    x: &Bound<'_, PyUntypedArray>,
+    out: Option<&Bound<'_, PyUntypedArray>>,
+    dtype: &str,
+    fmt: &PyFormat,
+    mode: &str,
+    seed: u64,
+    flip_prob: f64,
+    flip_scope: &str,
+) -> PyResult<()> {
+    let cfg = rounding(mode, seed, flip_prob, flip_scope)?;
+    let fmt = &fmt.inner;
+    match dtype {
+        "float32" => round_typed::<f32>(py, x, out, fmt, &cfg),
+        "float64" => round_typed::<f64>(py, x, out, fmt, &cfg),
+        _ => {
+            let Some(n) = Narrow::parse(dtype) else {
+                return Err(unsupported_dtype(
+                    "round",
+                    dtype,
+                    "float16, bfloat16, float32, float64",
+                ));
+            };
+            n.check(fmt)?;
+            // Widen first and release the borrow of `x`: `out` may be `x` itself (in place).
+            let mut wide = {
+                let bits = x.cast::<PyArray1<u16>>()?.readonly();
+                let src = bits.as_slice()?;
+                py.detach(|| n.widen(src))
+            };
+            let mut dst = out.unwrap_or(x).cast::<PyArray1<u16>>()?.readwrite();
+            let dst = dst.as_slice_mut()?;
+            py.detach(|| {
+                lowp::round_in_place(fmt, &cfg, &mut wide)?;
+                n.narrow(&wide, dst);
+                Ok(())
+            })
+            .map_err(to_py)
+        }
+    }
+}
+
+fn round_typed<T: Element + numpy::Element>(
+    py: Python<'_>,
+    x: &Bound<'_, PyUntypedArray>,
+    out: Option<&Bound<'_, PyUntypedArray>>,
+    fmt: &Format,
+    cfg: &Rounding,
+) -> PyResult<()> {
+    let x = x.cast::<PyArray1<T>>()?;
+    match out {
+        None => {
+            let mut buf = x.readwrite();
+            let buf = buf.as_slice_mut()?;
+            py.detach(|| lowp::round_in_place(fmt, cfg, buf))
+                .map_err(to_py)
+        }
+        Some(out) => {
+            let src = x.readonly();
+            let src = src.as_slice()?;
+            let mut dst = out.cast::<PyArray1<T>>()?.readwrite();
+            let dst = dst.as_slice_mut()?;
+            py.detach(|| lowp::round(fmt, cfg, src, dst)).map_err(to_py)
+        }
+    }
+}
+
+/// Rounds `x` and writes codes into `out` (uint8/16/32/64, same length).
+#[pyfunction]
+#[pyo3(signature = (x, out, dtype, fmt, mode, seed))]
+fn encode_array(
+    py: Python<'_>,
+    x: &Bound<'_, PyUntypedArray>,
+    out: &Bound<'_, PyUntypedArray>,
+    dtype: &str,
+    fmt: &PyFormat,
+    mode: &str,
+    seed: u64,
+) -> PyResult<()> {
+    let cfg = rounding(mode, seed, 0.0, "significand")?;
+    let fmt = &fmt.inner;
+    match dtype {
+        "float32" => encode_from::<f32>(
+            py,
+            x.cast::<PyArray1<f32>>()?.readonly().as_slice()?,
+            out,
+            fmt,
+            &cfg,
+        ),
+        "float64" => encode_from::<f64>(
+            py,
+            x.cast::<PyArray1<f64>>()?.readonly().as_slice()?,
+            out,
+            fmt,
+            &cfg,
+        ),
+        _ => {
+            let Some(n) = Narrow::parse(dtype) else {
+                return Err(unsupported_dtype(
+                    "encode",
+                    dtype,
+                    "float16, bfloat16, float32, float64",
+                ));
+            };
+            let bits = x.cast::<PyArray1<u16>>()?.readonly();
+            let src = bits.as_slice()?;
+            let wide = py.detach(|| n.widen(src));
+            encode_from::<f32>(py, &wide, out, fmt, &cfg)
+        }
+    }
+}
+
+fn encode_from<T: Element>(
+    py: Python<'_>,
+    src: &[T],
+    out: &Bound<'_, PyUntypedArray>,
+    fmt: &Format,
+    cfg: &Rounding,
+) -> PyResult<()> {
+    macro_rules! to {
+        ($c:ty) => {{
+            let mut dst = out.cast::<PyArray1<$c>>()?.readwrite();
+            let dst = dst.as_slice_mut()?;
+            py.detach(|| lowp::encode(fmt, cfg, src, dst))
+                .map_err(to_py)
+        }};
+    }
+    match out.dtype().itemsize() {
+        1 => to!(u8),
+        2 => to!(u16),
+        4 => to!(u32),
+        8 => to!(u64),
+        _ => Err(unsupported_dtype(
+            "encode output",
+            &out.dtype().to_string(),
+            "uint8, uint16, uint32, uint64",
+        )),
+    }
+}
+
+/// Decodes `codes` (uint8/16/32/64) into `out` of data type `dtype` (same length).
+#[pyfunction]
+fn decode_array(
+    py: Python<'_>,
+    codes: &Bound<'_, PyUntypedArray>,
+    out: &Bound<'_, PyUntypedArray>,
+    dtype: &str,
+    fmt: &PyFormat,
+) -> PyResult<()> {
+    let fmt = &fmt.inner;
+    macro_rules! from {
+        ($c:ty) => {{
+            let src = codes.cast::<PyArray1<$c>>()?.readonly();
+            let src = src.as_slice()?;
+            match dtype {
+                "float32" => {
+                    let mut dst = out.cast::<PyArray1<f32>>()?.readwrite();
+                    let dst = dst.as_slice_mut()?;
+                    py.detach(|| lowp::decode(fmt, src, dst)).map_err(to_py)
+                }
+                "float64" => {
+                    let mut dst = out.cast::<PyArray1<f64>>()?.readwrite();
+                    let dst = dst.as_slice_mut()?;
+                    py.detach(|| lowp::decode(fmt, src, dst)).map_err(to_py)
+                }
+                _ => {
+                    let Some(n) = Narrow::parse(dtype) else {
+                        return Err(unsupported_dtype(
+                            "decode",
+                            dtype,
+                            "float16, bfloat16, float32, float64",
+                        ));
+                    };
+                    n.check_decode(fmt)?;
+                    let mut dst = out.cast::<PyArray1<u16>>()?.readwrite();
+                    let dst = dst.as_slice_mut()?;
+                    py.detach(|| {
+                        let mut wide = vec![0f32; src.len()];
+                        lowp::decode(fmt, src, &mut wide)?;
+                        n.narrow(&wide, dst);
+                        Ok(())
+                    })
+                    .map_err(to_py)
+                }
+            }
+        }};
+    }
+    match codes.dtype().itemsize() {
+        1 => from!(u8),
+        2 => from!(u16),
+        4 => from!(u32),
+        8 => from!(u64),
+        _ => Err(unsupported_dtype(
+            "decode input",
+            &codes.dtype().to_string(),
+            "uint8, uint16, uint32, uint64",
+        )),
+    }
+}
+
+/// Packs uint8 codes of `bits` bits into a little-endian bit stream.
+#[pyfunction]
+fn pack<'py>(
+    py: Python<'py>,
+    codes: PyReadonlyArray1<'py, u8>,
+    bits: u32,
+) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    let src = codes.as_slice()?;
+    let packed = py.detach(|| lowp::pack(src, bits)).map_err(to_py)?;
+    Ok(PyArray1::from_vec(py, packed))
+}
+
+/// Unpacks `count` codes of `bits` bits from a little-endian bit stream.
+#[pyfunction]
+fn unpack<'py>(
+    py: Python<'py>,
+    buf: PyReadonlyArray1<'py, u8>,
+    bits: u32,
+    count: usize,
+) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    let src = buf.as_slice()?;
+    let codes = py
+        .detach(|| lowp::unpack(src, bits, count))
+        .map_err(to_py)?;
+    Ok(PyArray1::from_vec(py, codes))
+}
+
+/// The private extension module behind the `lowp` package.
+#[pymodule]
+fn _lowp(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyFormat>()?;
+    m.add_function(wrap_pyfunction!(formats, m)?)?;
+    m.add_function(wrap_pyfunction!(aliases, m)?)?;
+    m.add_function(wrap_pyfunction!(modes, m)?)?;
+    m.add_function(wrap_pyfunction!(mode_name, m)?)?;
+    m.add_function(wrap_pyfunction!(mode_is_stochastic, m)?)?;
+    m.add_function(wrap_pyfunction!(round_array, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_array, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_array, m)?)?;
+    m.add_function(wrap_pyfunction!(pack, m)?)?;
+    m.add_function(wrap_pyfunction!(unpack, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
