@@ -52,7 +52,17 @@ fn unsupported_dtype(what: &str, dtype: &str, accepted: &str) -> PyErr {
 // ---------------------------------------------------------------------------------------------------------
 // Format
 
-/// A number format (see `lowp.Format` in the package docs).
+/// A number format: a preset (`"float8_e4m3fn"`, `"bf16"`, ...), `e<E>m<M>[b<BIAS>][fn|fnuz]`,
+/// `binary<K>p<P><s|u><e|f>` (IEEE P3109) or `chop(<t>,<emax>)`; `Format.custom(...)` and
+/// `Format.from_chop(t, emax)` build one from its fields.
+///
+/// >>> f = lowp.Format("float8_e4m3fn")
+/// >>> (f.bits, f.max, f.min_normal, f.min_subnormal, f.eps, f.unit_roundoff)
+/// (8, 448.0, 0.015625, 0.001953125, 0.125, 0.0625)
+/// >>> lowp.Format.from_chop(11, 15).max
+/// 65504.0
+/// >>> lowp.Format("e2m1").values()
+/// array([-6. , -4. , -3. , -2. , -1.5, -1. , -0.5,  0. ,  0.5,  1. ,  1.5,  2. ,  3. ,  4. ,  6. ])
 #[pyclass(name = "Format", module = "lowp", frozen, eq)]
 #[derive(Clone, PartialEq)]
 struct PyFormat {

@@ -39,7 +39,7 @@ impl Grid {
 
     fn code_parity(&self, v: f64) -> u64 {
         if v == self.beyond {
-            code_of(&self.fmt, self.fmt.max()).unwrap() + 1 & 1
+            (code_of(&self.fmt, self.fmt.max()).unwrap() + 1) & 1
         } else {
             code_of(&self.fmt, v).unwrap() & 1
         }

@@ -7,7 +7,7 @@ pack sub-byte codes. The work is done by lowp's Rust core, with the interpreter 
 
 >>> import numpy as np, lowp
 >>> lowp.round(np.array([0.1, 300.0, 1000.0]), "float8_e4m3fn")
-array([0.1015625, 288.       ,       nan])
+array([1.015625e-01, 2.880000e+02,          nan])
 >>> lowp.round(np.array([0.1, 300.0, 1000.0]), "float8_e4m3fn", saturate=True)
 array([1.015625e-01, 2.880000e+02, 4.480000e+02])
 >>> lowp.encode([1.0, -448.0], "e4m3fn")
@@ -302,7 +302,7 @@ def encode(
     for the formats both have. NaN in a format without NaN raises :class:`RepresentationError`.
 
     >>> lowp.encode(np.array([1.0, 6.0, -0.5], np.float32), "float4_e2m1fn")
-    array([ 2,  7, 9], dtype=uint8)
+    array([2, 7, 9], dtype=uint8)
     """
     f = _format(fmt, subnormals, saturate)
     m = _mode(mode)

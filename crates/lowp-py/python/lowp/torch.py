@@ -6,7 +6,7 @@ lowp wrote (``torch.from_numpy``), or the tensor itself with ``out=``.
 
 >>> import torch, lowp.torch
 >>> lowp.torch.round(torch.tensor([0.1, 1000.0]), "e4m3fn", saturate=True)
-tensor([  0.1016, 448.0000])
+tensor([1.0156e-01, 4.4800e+02])
 >>> w = torch.tensor([0.3, -1.2], requires_grad=True)
 >>> lowp.torch.quantize_ste(w, "e2m1").sum().backward()
 >>> w.grad
