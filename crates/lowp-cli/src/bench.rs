@@ -42,10 +42,7 @@ pub enum Dtype {
 
 /// Default formats: every preset of at most 8 bits, plus the two 16-bit ones.
 pub fn default_formats() -> Vec<Format> {
-    Format::presets()
-        .into_iter()
-        .filter(|f| f.bits() <= 8 || matches!(f.name(), "float16" | "bfloat16"))
-        .collect()
+    Format::presets().into_iter().filter(|f| f.bits() <= 8 || matches!(f.name(), "float16" | "bfloat16")).collect()
 }
 
 /// Default modes: every deterministic mode plus stochastic.
@@ -105,8 +102,8 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<()> {
     }
     let data = tensors::gaussian(opts.size, 1.0, 0x5eed);
     let timed = |op| usize::from(opts.ops.contains(&op));
-    let per_group = opts.formats.len()
-        * ((timed(Op::Round) + timed(Op::Encode)) * opts.modes.len() + timed(Op::Decode));
+    let per_group =
+        opts.formats.len() * ((timed(Op::Round) + timed(Op::Encode)) * opts.modes.len() + timed(Op::Decode));
     let mut progress = Progress::new("bench", opts.dtypes.len() * opts.threads.len() * per_group);
     let mut records = Vec::new();
     let x32 = data;
@@ -142,19 +139,12 @@ fn memcpy<T: Copy + Send + Sync>(src: &[T], dst: &mut [T], threads: usize) {
         dst.copy_from_slice(src);
     } else {
         let part = src.len().div_ceil(threads).max(1);
-        dst.par_chunks_mut(part)
-            .zip(src.par_chunks(part))
-            .for_each(|(d, s)| d.copy_from_slice(s));
+        dst.par_chunks_mut(part).zip(src.par_chunks(part)).for_each(|(d, s)| d.copy_from_slice(s));
     }
 }
 
 /// Every measurement for one data type and thread count (run inside the pool).
-fn group<T: Element>(
-    opts: &Options,
-    threads: usize,
-    x: &[T],
-    progress: &mut Progress,
-) -> Result<Vec<Record>> {
+fn group<T: Element>(opts: &Options, threads: usize, x: &[T], progress: &mut Progress) -> Result<Vec<Record>> {
     let n = x.len();
     let size = std::mem::size_of::<T>();
     // Outputs are written once before timing so page faults are not measured.
@@ -192,35 +182,21 @@ fn group<T: Element>(
         };
         for &mode in modes(Op::Round) {
             let cfg = Rounding::new(mode).with_seed(opts.seed);
-            progress.step(&format!(
-                "{} {threads}t round {} {mode}",
-                T::DTYPE,
-                fmt.name()
-            ));
+            progress.step(&format!("{} {threads}t round {} {mode}", T::DTYPE, fmt.name()));
             let d = best_of(1, opts.reps, || lowp::round(fmt, &cfg, x, &mut y))
                 .with_context(|| format!("round to {fmt} with {mode}"))?;
             records.push(record("round", Some(mode), per_second(n, d), 2 * size));
         }
         for &mode in modes(Op::Encode) {
             let cfg = Rounding::new(mode).with_seed(opts.seed);
-            progress.step(&format!(
-                "{} {threads}t encode {} {mode}",
-                T::DTYPE,
-                fmt.name()
-            ));
+            progress.step(&format!("{} {threads}t encode {} {mode}", T::DTYPE, fmt.name()));
             let d = time_codes(fmt, x, &mut y, opts.reps, CodeOp::Encode(cfg))
                 .with_context(|| format!("encode to {fmt} with {mode}"))?;
-            records.push(record(
-                "encode",
-                Some(mode),
-                per_second(n, d),
-                size + code_bytes,
-            ));
+            records.push(record("encode", Some(mode), per_second(n, d), size + code_bytes));
         }
         if opts.ops.contains(&Op::Decode) {
             progress.step(&format!("{} {threads}t decode {}", T::DTYPE, fmt.name()));
-            let d = time_codes(fmt, x, &mut y, opts.reps, CodeOp::Decode)
-                .with_context(|| format!("decode {fmt}"))?;
+            let d = time_codes(fmt, x, &mut y, opts.reps, CodeOp::Decode).with_context(|| format!("decode {fmt}"))?;
             records.push(record("decode", None, per_second(n, d), size + code_bytes));
         }
     }
@@ -233,13 +209,7 @@ enum CodeOp {
 }
 
 /// Times encode or decode with the code type of `fmt`.
-fn time_codes<T: Element>(
-    fmt: &Format,
-    x: &[T],
-    y: &mut [T],
-    reps: usize,
-    op: CodeOp,
-) -> Result<std::time::Duration> {
+fn time_codes<T: Element>(fmt: &Format, x: &[T], y: &mut [T], reps: usize, op: CodeOp) -> Result<std::time::Duration> {
     match code_width(fmt) {
         8 => time_codes_as::<T, u8>(fmt, x, y, reps, op),
         16 => time_codes_as::<T, u16>(fmt, x, y, reps, op),
@@ -280,10 +250,7 @@ fn print_tables(out: &mut dyn Write, opts: &Options, records: &[Record]) -> Resu
         }
     }
     for (dtype, threads) in keys {
-        let rows: Vec<&Record> = records
-            .iter()
-            .filter(|r| r.dtype == dtype && r.threads == threads)
-            .collect();
+        let rows: Vec<&Record> = records.iter().filter(|r| r.dtype == dtype && r.threads == threads).collect();
         let mut copies: Vec<f64> = rows.iter().map(|r| r.memcpy_elements_per_s).collect();
         copies.sort_by(f64::total_cmp);
         let memcpy = copies.get(copies.len() / 2).copied().unwrap_or(0.0);
@@ -305,11 +272,7 @@ fn print_tables(out: &mut dyn Write, opts: &Options, records: &[Record]) -> Resu
         ]);
         let mut last = "";
         for r in rows {
-            let name = if r.format == last {
-                String::new()
-            } else {
-                r.format.clone()
-            };
+            let name = if r.format == last { String::new() } else { r.format.clone() };
             last = &r.format;
             t.row(vec![
                 name,

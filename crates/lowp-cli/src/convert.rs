@@ -81,12 +81,7 @@ pub fn decode(fmt: &Format, dtype: FloatType, input: &Path, output: &Path) -> Re
     }
 }
 
-fn decode_as<T: Element + Scalar>(
-    fmt: &Format,
-    a: &npy::Array,
-    output: &Path,
-    what: String,
-) -> Result<()> {
+fn decode_as<T: Element + Scalar>(fmt: &Format, a: &npy::Array, output: &Path, what: String) -> Result<()> {
     match &a.data {
         Data::U8(c) => decode_codes::<u8, T>(fmt, c, &a.shape, output, what),
         Data::U16(c) => decode_codes::<u16, T>(fmt, c, &a.shape, output, what),
@@ -116,9 +111,7 @@ fn decode_codes<C: CodeInt, T: Element + Scalar>(
 /// The core error with our context, and a flat element index also shown as a position in the array.
 fn explain(e: lowp::Error, shape: &[u64], what: String) -> anyhow::Error {
     let index = match &e {
-        lowp::Error::CodeTooWide { index, .. } | lowp::Error::NotRepresentable { index, .. } => {
-            Some(*index)
-        }
+        lowp::Error::CodeTooWide { index, .. } | lowp::Error::NotRepresentable { index, .. } => Some(*index),
         _ => None,
     };
     match index {

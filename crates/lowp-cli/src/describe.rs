@@ -59,11 +59,7 @@ fn min_subnormal(f: &Format) -> String {
 pub fn formats(json: bool, out: &mut dyn Write) -> Result<()> {
     let presets = Format::presets();
     if json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&presets.iter().map(record).collect::<Vec<_>>())?
-        )?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&presets.iter().map(record).collect::<Vec<_>>())?)?;
         return Ok(());
     }
     let mut t = Table::new(&[
@@ -129,29 +125,11 @@ pub fn info(f: &Format, json: bool, out: &mut dyn Write) -> Result<()> {
     let sign = if f.signed() { "1 sign + " } else { "no sign, " };
     let rows: Vec<(&str, String)> = vec![
         ("format", f.to_string()),
-        (
-            "aliases",
-            if f.aliases().is_empty() {
-                "-".into()
-            } else {
-                f.aliases().join(", ")
-            },
-        ),
-        (
-            "layout",
-            format!(
-                "{sign}{} exponent + {} mantissa bits = {} bits",
-                f.exp_bits(),
-                f.man_bits(),
-                f.bits()
-            ),
-        ),
+        ("aliases", if f.aliases().is_empty() { "-".into() } else { f.aliases().join(", ") }),
+        ("layout", format!("{sign}{} exponent + {} mantissa bits = {} bits", f.exp_bits(), f.man_bits(), f.bits())),
         ("codes", f.num_codes().to_string()),
         ("bias", f.bias().to_string()),
-        (
-            "exponents",
-            format!("emin = {}, emax = {}", f.emin(), f.emax()),
-        ),
+        ("exponents", format!("emin = {}, emax = {}", f.emin(), f.emax())),
         ("max", with_pow2(f.max())),
         ("min normal", with_pow2(f.min_normal())),
         (
@@ -207,24 +185,13 @@ pub fn values(f: &Format, json: bool, out: &mut dyn Write) -> Result<()> {
     let digits = f.bits().div_ceil(4) as usize;
     let hex = |c: u64| format!("0x{c:0digits$x}");
     if json {
-        let recs: Vec<Value> = values
-            .iter()
-            .map(|&(c, v)| json!({"code": c, "hex": hex(c), "value": v, "class": class(f, v)}))
-            .collect();
+        let recs: Vec<Value> =
+            values.iter().map(|&(c, v)| json!({"code": c, "hex": hex(c), "value": v, "class": class(f, v)})).collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&recs)?)?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{f}: {} codes ({} listed)",
-        f.num_codes(),
-        values.len()
-    )?;
-    let mut t = Table::new(&[
-        ("code", Align::Left),
-        ("value", Align::Right),
-        ("class", Align::Left),
-    ]);
+    writeln!(out, "{f}: {} codes ({} listed)", f.num_codes(), values.len())?;
+    let mut t = Table::new(&[("code", Align::Left), ("value", Align::Right), ("class", Align::Left)]);
     for &(c, v) in &values {
         t.row(vec![hex(c), exact(v), class(f, v).into()]);
     }

@@ -138,12 +138,7 @@ struct RoundingOptions {
     #[arg(long, value_name = "P")]
     flip_prob: Option<f64>,
     /// Which bits a soft error may flip.
-    #[arg(
-        long,
-        value_enum,
-        default_value = "significand",
-        requires = "flip_prob"
-    )]
+    #[arg(long, value_enum, default_value = "significand", requires = "flip_prob")]
     flip_scope: Scope,
 }
 
@@ -229,12 +224,7 @@ struct BenchArgs {
     #[arg(long, value_name = "LIST", value_parser = parse_modes)]
     modes: Option<ModeList>,
     /// Comma-separated thread counts.
-    #[arg(
-        long,
-        value_name = "LIST",
-        value_delimiter = ',',
-        default_value = "1,2"
-    )]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1,2")]
     threads: Vec<usize>,
     /// Timed repetitions (the best counts), after one warm-up.
     #[arg(long, value_name = "N", default_value_t = 5)]
@@ -243,20 +233,10 @@ struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Comma-separated operations to time: round, encode, decode.
-    #[arg(
-        long,
-        value_name = "LIST",
-        value_delimiter = ',',
-        default_value = "round,encode,decode"
-    )]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "round,encode,decode")]
     ops: Vec<bench::Op>,
     /// Comma-separated data types: f32, f64.
-    #[arg(
-        long,
-        value_name = "LIST",
-        value_delimiter = ',',
-        default_value = "f32,f64"
-    )]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "f32,f64")]
     dtypes: Vec<bench::Dtype>,
     /// A small set for smoke tests: bfloat16, float8_e4m3fn, float4_e2m1fn; nearest_even and stochastic.
     #[arg(long)]
@@ -293,64 +273,35 @@ fn parse_formats(s: &str) -> Result<FormatList, lowp::Error> {
     if s.trim().eq_ignore_ascii_case("all") {
         return Ok(FormatList(Format::presets()));
     }
-    split_list(s)
-        .into_iter()
-        .map(Format::parse)
-        .collect::<Result<_, _>>()
-        .map(FormatList)
+    split_list(s).into_iter().map(Format::parse).collect::<Result<_, _>>().map(FormatList)
 }
 
 fn parse_modes(s: &str) -> Result<ModeList, lowp::Error> {
     match s.trim().to_ascii_lowercase().as_str() {
         "all" => Ok(ModeList(RoundingMode::ALL.to_vec())),
         "deterministic" => Ok(ModeList(RoundingMode::DETERMINISTIC.to_vec())),
-        _ => split_list(s)
-            .into_iter()
-            .map(RoundingMode::parse)
-            .collect::<Result<_, _>>()
-            .map(ModeList),
+        _ => split_list(s).into_iter().map(RoundingMode::parse).collect::<Result<_, _>>().map(ModeList),
     }
 }
 
 fn named(names: &[&str]) -> Vec<Format> {
-    names
-        .iter()
-        .map(|n| Format::parse(n).expect("built-in format names parse"))
-        .collect()
+    names.iter().map(|n| Format::parse(n).expect("built-in format names parse")).collect()
 }
 
 fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match cli.command {
         Command::Formats { json } => describe::formats(json, out),
-        Command::Info {
-            format,
-            options,
-            json,
-        } => describe::info(&options.apply(format), json, out),
+        Command::Info { format, options, json } => describe::info(&options.apply(format), json, out),
         Command::Values { format, json } => describe::values(&format, json, out),
-        Command::Round(a) => convert::round(
-            &a.options.apply(a.format),
-            &a.rounding.rounding(),
-            &a.input,
-            &a.output,
-        ),
-        Command::Encode(a) => convert::encode(
-            &a.options.apply(a.format),
-            &a.rounding.rounding(),
-            &a.input,
-            &a.output,
-        ),
+        Command::Round(a) => convert::round(&a.options.apply(a.format), &a.rounding.rounding(), &a.input, &a.output),
+        Command::Encode(a) => convert::encode(&a.options.apply(a.format), &a.rounding.rounding(), &a.input, &a.output),
         Command::Decode(a) => convert::decode(&a.format, a.dtype, &a.input, &a.output),
         Command::Report(a) => {
-            let formats = a
-                .formats
-                .map_or_else(|| named(report::DEFAULT_FORMATS), |l| l.0);
+            let formats = a.formats.map_or_else(|| named(report::DEFAULT_FORMATS), |l| l.0);
             let opts = report::Options {
                 input: a.input,
                 formats: formats.into_iter().map(|f| a.options.apply(f)).collect(),
-                modes: a
-                    .modes
-                    .map_or_else(|| report::DEFAULT_MODES.to_vec(), |l| l.0),
+                modes: a.modes.map_or_else(|| report::DEFAULT_MODES.to_vec(), |l| l.0),
                 seed: a.seed,
                 elements: a.elements,
                 json: a.json,
@@ -367,9 +318,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 formats: a.formats.map_or(formats, |l| l.0),
                 modes: a.modes.map_or(modes, |l| l.0),
                 threads: a.threads,
-                size: a
-                    .size
-                    .unwrap_or(if a.quick { 1_000_000 } else { 10_000_000 }),
+                size: a.size.unwrap_or(if a.quick { 1_000_000 } else { 10_000_000 }),
                 reps: a.reps,
                 seed: a.seed,
                 ops: a.ops,
@@ -389,10 +338,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `lowp values float16 | head` closes the pipe early; that is not an error.
-        Err(e)
-            if e.downcast_ref::<io::Error>()
-                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
-        {
+        Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => {
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -408,16 +354,10 @@ mod tests {
 
     #[test]
     fn lists_keep_parenthesised_commas() {
-        assert_eq!(
-            split_list("chop(11,15), e5m10,,bf16"),
-            ["chop(11,15)", "e5m10", "bf16"]
-        );
+        assert_eq!(split_list("chop(11,15), e5m10,,bf16"), ["chop(11,15)", "e5m10", "bf16"]);
         assert_eq!(parse_formats("chop(11,15),fp4").unwrap().0.len(), 2);
         assert_eq!(parse_modes("all").unwrap().0.len(), 9);
-        assert!(parse_modes("nearest_evn")
-            .unwrap_err()
-            .to_string()
-            .contains("did you mean"));
+        assert!(parse_modes("nearest_evn").unwrap_err().to_string().contains("did you mean"));
     }
 
     #[test]

@@ -155,18 +155,13 @@ impl Data {
 pub fn read(path: &Path, accept: &[Kind], command: &str) -> Result<Array> {
     let shown = path.display();
     let file = File::open(path).with_context(|| format!("cannot open input file {shown}"))?;
-    let file_len = file
-        .metadata()
-        .with_context(|| format!("cannot read {shown}"))?
-        .len();
+    let file_len = file.metadata().with_context(|| format!("cannot read {shown}"))?.len();
     let mut r = BufReader::new(file);
 
     let mut magic = [0u8; 6];
     let got = read_up_to(&mut r, &mut magic).with_context(|| format!("cannot read {shown}"))?;
     if got < magic.len() || &magic != b"\x93NUMPY" {
-        bail!(
-            "{shown} is not a .npy file (it does not start with the NumPy magic string \\x93NUMPY)"
-        );
+        bail!("{shown} is not a .npy file (it does not start with the NumPy magic string \\x93NUMPY)");
     }
     let header = npyz::NpyHeader::from_reader(Read::chain(&magic[..], &mut r))
         .map_err(|e| anyhow!("{shown}: malformed .npy header: {e}"))?;
@@ -177,10 +172,7 @@ pub fn read(path: &Path, accept: &[Kind], command: &str) -> Result<Array> {
             Some(k) if accept.contains(&k) => (k, ts.endianness() == Endianness::Big),
             _ => bail!("{shown} holds dtype {ts}; `lowp {command}` reads {accepted}"),
         },
-        other => bail!(
-            "{shown} holds a structured dtype ({}); `lowp {command}` reads {accepted}",
-            other.descr()
-        ),
+        other => bail!("{shown} holds a structured dtype ({}); `lowp {command}` reads {accepted}", other.descr()),
     };
     let shape = header.shape().to_vec();
     let fortran = header.order() == Order::Fortran && shape.len() > 1;
@@ -189,12 +181,8 @@ pub fn read(path: &Path, accept: &[Kind], command: &str) -> Result<Array> {
         .iter()
         .try_fold(1u64, |n, &d| n.checked_mul(d))
         .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(|| {
-            anyhow!("{shown}: shape {shape:?} has more elements than this machine can address")
-        })?;
-    let need = elems
-        .checked_mul(kind.0.size())
-        .ok_or_else(|| anyhow!("{shown}: shape {shape:?} is too large"))?;
+        .ok_or_else(|| anyhow!("{shown}: shape {shape:?} has more elements than this machine can address"))?;
+    let need = elems.checked_mul(kind.0.size()).ok_or_else(|| anyhow!("{shown}: shape {shape:?} is too large"))?;
     // The header length is not exposed by npyz; the file size bounds what can follow it.
     if need as u64 > file_len {
         bail!(
@@ -203,10 +191,7 @@ pub fn read(path: &Path, accept: &[Kind], command: &str) -> Result<Array> {
         );
     }
     let mut bytes = Vec::with_capacity(need);
-    r.by_ref()
-        .take(need as u64)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {shown}"))?;
+    r.by_ref().take(need as u64).read_to_end(&mut bytes).with_context(|| format!("cannot read {shown}"))?;
     if bytes.len() < need {
         bail!(
             "{shown} is truncated: shape {shape:?} of {} needs {need} bytes of data but only {} follow the header",
@@ -243,11 +228,7 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 fn convert<T: Scalar>(bytes: &[u8], big_endian: bool, shape: &[u64], fortran: bool) -> Data {
     let chunks = bytes.chunks_exact(T::SIZE);
-    let v: Vec<T> = if big_endian {
-        chunks.map(T::from_be).collect()
-    } else {
-        chunks.map(T::from_le).collect()
-    };
+    let v: Vec<T> = if big_endian { chunks.map(T::from_be).collect() } else { chunks.map(T::from_le).collect() };
     T::wrap(if fortran { fortran_to_c(&v, shape) } else { v })
 }
 
@@ -284,20 +265,12 @@ fn fortran_to_c<T: Copy>(src: &[T], shape: &[u64]) -> Vec<T> {
 pub fn write<T: Scalar>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
     let shown = path.display();
     let tmp = TempFile::beside(path)?;
-    let file = File::create(&tmp.path).with_context(|| {
-        format!(
-            "cannot create output file {shown} (temporary {})",
-            tmp.path.display()
-        )
-    })?;
+    let file = File::create(&tmp.path)
+        .with_context(|| format!("cannot create output file {shown} (temporary {})", tmp.path.display()))?;
     let mut w = BufWriter::new(file);
     let dtype = DType::Plain(T::KIND.descr().parse().expect("valid type string"));
     let write_all = |w: &mut BufWriter<File>| -> io::Result<()> {
-        npyz::WriteOptions::new_header_only()
-            .dtype(dtype)
-            .shape(shape)
-            .writer(&mut *w)
-            .write_header_only()?;
+        npyz::WriteOptions::new_header_only().dtype(dtype).shape(shape).writer(&mut *w).write_header_only()?;
         let mut buf = Vec::with_capacity(T::SIZE << 16);
         for chunk in data.chunks(1 << 16) {
             buf.clear();
@@ -309,8 +282,7 @@ pub fn write<T: Scalar>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
     };
     write_all(&mut w).with_context(|| format!("cannot write output file {shown}"))?;
     drop(w);
-    tmp.commit(path)
-        .with_context(|| format!("cannot move the finished output into place as {shown}"))
+    tmp.commit(path).with_context(|| format!("cannot move the finished output into place as {shown}"))
 }
 
 /// A temporary file in the target's directory, removed on drop unless committed.
@@ -328,10 +300,7 @@ impl TempFile {
             .to_string_lossy();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp_name = format!(".{name}.lowp-tmp-{}-{n}", std::process::id());
-        Ok(TempFile {
-            path: target.with_file_name(tmp_name),
-            committed: false,
-        })
+        Ok(TempFile { path: target.with_file_name(tmp_name), committed: false })
     }
 
     fn commit(mut self, target: &Path) -> io::Result<()> {

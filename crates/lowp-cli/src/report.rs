@@ -23,21 +23,10 @@ pub struct Options {
 }
 
 /// The default formats: what people choose between for training and inference.
-pub const DEFAULT_FORMATS: &[&str] = &[
-    "bfloat16",
-    "float16",
-    "tf32",
-    "float8_e5m2",
-    "float8_e4m3fn",
-    "float6_e3m2fn",
-    "float6_e2m3fn",
-    "float4_e2m1fn",
-];
-pub const DEFAULT_MODES: &[RoundingMode] = &[
-    RoundingMode::NearestEven,
-    RoundingMode::TowardZero,
-    RoundingMode::Stochastic,
-];
+pub const DEFAULT_FORMATS: &[&str] =
+    &["bfloat16", "float16", "tf32", "float8_e5m2", "float8_e4m3fn", "float6_e3m2fn", "float6_e2m3fn", "float4_e2m1fn"];
+pub const DEFAULT_MODES: &[RoundingMode] =
+    &[RoundingMode::NearestEven, RoundingMode::TowardZero, RoundingMode::Stochastic];
 
 /// Timed repetitions of each rounding (the best counts).
 const REPS: usize = 3;
@@ -65,10 +54,7 @@ struct Metrics {
 impl Metrics {
     fn of<T: Element>(fmt: &Format, x: &[T], q: &[T]) -> Metrics {
         let max = fmt.max();
-        let mut m = Metrics {
-            elements: x.len(),
-            ..Metrics::default()
-        };
+        let mut m = Metrics { elements: x.len(), ..Metrics::default() };
         for (&x, &q) in x.iter().zip(q) {
             let (x, q) = (x.to_f64(), q.to_f64());
             if !x.is_finite() {
@@ -170,35 +156,17 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<()> {
     let inputs: Vec<Input> = match &opts.input {
         Some(path) => {
             let a = npy::read(path, npy::FLOATS, "report")?;
-            let name = path
-                .file_stem()
-                .map_or("input".into(), |s| s.to_string_lossy().into_owned());
-            let description = format!(
-                "{} {:?} from {}",
-                a.data.kind().name(),
-                a.shape,
-                path.display()
-            );
-            vec![Input {
-                name,
-                description,
-                data: a.data,
-            }]
+            let name = path.file_stem().map_or("input".into(), |s| s.to_string_lossy().into_owned());
+            let description = format!("{} {:?} from {}", a.data.kind().name(), a.shape, path.display());
+            vec![Input { name, description, data: a.data }]
         }
         None => tensors::builtin(opts.elements)
             .into_iter()
-            .map(|t| Input {
-                name: t.name.into(),
-                description: t.description,
-                data: Data::F32(t.data),
-            })
+            .map(|t| Input { name: t.name.into(), description: t.description, data: Data::F32(t.data) })
             .collect(),
     };
 
-    let mut progress = Progress::new(
-        "report",
-        inputs.len() * opts.formats.len() * opts.modes.len(),
-    );
+    let mut progress = Progress::new("report", inputs.len() * opts.formats.len() * opts.modes.len());
     let mut records = Vec::new();
     for input in &inputs {
         let rows = match &input.data {
@@ -236,12 +204,7 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-fn rows<T: Element>(
-    opts: &Options,
-    tensor: &str,
-    x: &[T],
-    progress: &mut Progress,
-) -> Result<Vec<Row>> {
+fn rows<T: Element>(opts: &Options, tensor: &str, x: &[T], progress: &mut Progress) -> Result<Vec<Row>> {
     let mut y = x.to_vec(); // preallocated and touched before timing
     let mut rows = Vec::new();
     for fmt in &opts.formats {
@@ -272,11 +235,7 @@ fn rows<T: Element>(
 fn print_table(out: &mut dyn Write, input: &Input, rows: &[Row]) -> Result<()> {
     let n = rows.first().map_or(0, |r| r.metrics.elements);
     let dtype = input.data.kind().name();
-    writeln!(
-        out,
-        "== {}: {} ({n} {dtype} elements)",
-        input.name, input.description
-    )?;
+    writeln!(out, "== {}: {} ({n} {dtype} elements)", input.name, input.description)?;
     let mut t = Table::new(&[
         ("format", Align::Left),
         ("mode", Align::Left),
@@ -293,11 +252,7 @@ fn print_table(out: &mut dyn Write, input: &Input, rows: &[Row]) -> Result<()> {
     let mut last = "";
     for r in rows {
         let m = &r.metrics;
-        let name = if r.format.name() == last {
-            String::new()
-        } else {
-            r.format.to_string()
-        };
+        let name = if r.format.name() == last { String::new() } else { r.format.to_string() };
         last = r.format.name();
         let sqnr = m.sqnr_db();
         // The star ties error metrics that leave out overflowed elements to the inf/NaN* column.
@@ -307,11 +262,7 @@ fn print_table(out: &mut dyn Write, input: &Input, rows: &[Row]) -> Result<()> {
             r.mode.name(),
             r.format.bits().to_string(),
             format!("{}{star}", sci(m.mse())),
-            if sqnr.is_infinite() {
-                format!("exact{star}")
-            } else {
-                format!("{sqnr:.2}{star}")
-            },
+            if sqnr.is_infinite() { format!("exact{star}") } else { format!("{sqnr:.2}{star}") },
             format!("{}{star}", sci(m.max_abs)),
             format!("{}{star}", sci(m.max_rel)),
             pct(m.frac(m.saturated)),
@@ -322,11 +273,7 @@ fn print_table(out: &mut dyn Write, input: &Input, rows: &[Row]) -> Result<()> {
     }
     write!(out, "{}", t.render())?;
     if let Some(r) = rows.iter().find(|r| r.metrics.input_nonfinite > 0) {
-        writeln!(
-            out,
-            "({} inputs are inf or NaN and are left out of every column)",
-            r.metrics.input_nonfinite
-        )?;
+        writeln!(out, "({} inputs are inf or NaN and are left out of every column)", r.metrics.input_nonfinite)?;
     }
     writeln!(out)?;
     Ok(())

@@ -29,14 +29,8 @@ impl Table {
     }
 
     pub fn render(&self) -> String {
-        let width = |i: usize| {
-            self.rows
-                .iter()
-                .map(|r| r[i].chars().count())
-                .chain([self.header[i].len()])
-                .max()
-                .unwrap_or(0)
-        };
+        let width =
+            |i: usize| self.rows.iter().map(|r| r[i].chars().count()).chain([self.header[i].len()]).max().unwrap_or(0);
         let widths: Vec<usize> = (0..self.header.len()).map(width).collect();
         let line = |cells: &mut dyn Iterator<Item = &str>| {
             let mut s = String::new();
@@ -170,9 +164,6 @@ mod tests {
     fn table_aligns() {
         let mut t = Table::new(&[("a", Align::Left), ("num", Align::Right)]);
         t.row(vec!["long name".into(), "1".into()]);
-        assert_eq!(
-            t.render(),
-            "a          num\n---------  ---\nlong name    1\n"
-        );
+        assert_eq!(t.render(), "a          num\n---------  ---\nlong name    1\n");
     }
 }

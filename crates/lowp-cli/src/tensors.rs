@@ -45,11 +45,7 @@ const OUTLIER_CHANNELS: [usize; 4] = [7, 300, 511, 1000];
 /// The four built-in tensors, `n` elements each.
 pub fn builtin(n: usize) -> Vec<Tensor> {
     vec![
-        Tensor {
-            name: "gaussian",
-            description: "weights ~ N(0, 0.02^2)".into(),
-            data: gaussian(n, 0.02, SEED),
-        },
+        Tensor { name: "gaussian", description: "weights ~ N(0, 0.02^2)".into(), data: gaussian(n, 0.02, SEED) },
         Tensor {
             name: "heavy_tailed",
             description: format!(
@@ -58,11 +54,7 @@ pub fn builtin(n: usize) -> Vec<Tensor> {
             ),
             data: heavy_tailed(n, SEED + 1),
         },
-        Tensor {
-            name: "gelu",
-            description: "activations GELU(x), x ~ N(0, 1)".into(),
-            data: gelu(n, SEED + 2),
-        },
+        Tensor { name: "gelu", description: "activations GELU(x), x ~ N(0, 1)".into(), data: gelu(n, SEED + 2) },
         Tensor {
             name: "wide_range",
             description: "|x| log-uniform over [2^-40, 2^40], random signs".into(),
@@ -84,11 +76,7 @@ fn heavy_tailed(n: usize, seed: u64) -> Vec<f32> {
             let z = r.normal();
             let chi2: f64 = (0..3).map(|_| r.normal().powi(2)).sum();
             let t = z / (chi2 / 3.0).sqrt();
-            let scale = if OUTLIER_CHANNELS.contains(&(i % CHANNELS)) {
-                50.0
-            } else {
-                1.0
-            };
+            let scale = if OUTLIER_CHANNELS.contains(&(i % CHANNELS)) { 50.0 } else { 1.0 };
             (0.02 * scale * t) as f32
         })
         .collect()
@@ -100,9 +88,7 @@ fn gelu(n: usize, seed: u64) -> Vec<f32> {
         .map(|_| {
             let x = r.normal();
             // The tanh form used by GPT-2 and BERT (std has no erf).
-            let y = 0.5
-                * x
-                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh());
+            let y = 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh());
             y as f32
         })
         .collect()

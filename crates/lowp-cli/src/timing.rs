@@ -5,11 +5,7 @@ use std::time::{Duration, Instant};
 
 /// The fastest of `reps` timed calls of `f`, after `warmup` untimed ones. The minimum, not the mean: on a
 /// shared machine noise only ever adds time.
-pub fn best_of<E>(
-    warmup: usize,
-    reps: usize,
-    mut f: impl FnMut() -> Result<(), E>,
-) -> Result<Duration, E> {
+pub fn best_of<E>(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<(), E>) -> Result<Duration, E> {
     for _ in 0..warmup {
         f()?;
     }
@@ -37,23 +33,14 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(label: &'static str, total: usize) -> Progress {
-        Progress {
-            label,
-            total,
-            done: 0,
-            on: std::io::stderr().is_terminal(),
-        }
+        Progress { label, total, done: 0, on: std::io::stderr().is_terminal() }
     }
 
     pub fn step(&mut self, what: &str) {
         self.done += 1;
         if self.on {
             let mut e = std::io::stderr().lock();
-            let _ = write!(
-                e,
-                "\r\x1b[2K{} {}/{}: {what}",
-                self.label, self.done, self.total
-            );
+            let _ = write!(e, "\r\x1b[2K{} {}/{}: {what}", self.label, self.done, self.total);
             let _ = e.flush();
         }
     }

@@ -25,10 +25,8 @@ impl TempDir {
     }
     /// Every file in the directory (to check that nothing partial was left behind).
     fn files(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut v: Vec<String> =
+            fs::read_dir(&self.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
     }
@@ -41,19 +39,12 @@ impl Drop for TempDir {
 }
 
 fn lowp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lowp"))
-        .args(args)
-        .output()
-        .expect("run lowp")
+    Command::new(env!("CARGO_BIN_EXE_lowp")).args(args).output().expect("run lowp")
 }
 
 fn ok(args: &[&str]) -> String {
     let out = lowp(args);
-    assert!(
-        out.status.success(),
-        "lowp {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "lowp {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -69,13 +60,7 @@ fn fails(args: &[&str]) -> String {
 
 fn save<T: AutoSerialize + Copy>(path: &Path, shape: &[u64], order: Order, data: &[T]) {
     let f = BufWriter::new(File::create(path).unwrap());
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .order(order)
-        .writer(f)
-        .begin_nd()
-        .unwrap();
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).order(order).writer(f).begin_nd().unwrap();
     w.extend(data.iter().copied()).unwrap();
     w.finish().unwrap();
 }
@@ -84,9 +69,7 @@ fn save<T: AutoSerialize + Copy>(path: &Path, shape: &[u64], order: Order, data:
 fn load<T: Deserialize>(path: &Path) -> (String, Vec<u64>, Vec<T>) {
     let f = npyz::NpyFile::new(File::open(path).unwrap()).unwrap();
     assert_eq!(f.order(), Order::C);
-    let npyz::DType::Plain(dtype) = f.dtype() else {
-        panic!("structured dtype in {}", path.display())
-    };
+    let npyz::DType::Plain(dtype) = f.dtype() else { panic!("structured dtype in {}", path.display()) };
     (dtype.to_string(), f.shape().to_vec(), f.into_vec().unwrap())
 }
 
@@ -95,34 +78,21 @@ fn s(p: &Path) -> &str {
 }
 
 /// Values that exercise rounding, overflow (NaN in e4m3fn, inf in float16), underflow and -0.
-const VALUES: [f64; 12] = [
-    0.1, 1.0, 300.0, 1000.0, -2.5, 65520.0, 1e-8, -1e-30, 3.3, -0.0, 7.0, 460.0,
-];
+const VALUES: [f64; 12] = [0.1, 1.0, 300.0, 1000.0, -2.5, 65520.0, 1e-8, -1e-30, 3.3, -0.0, 7.0, 460.0];
 
 fn same_bits_f32(a: &[f32], b: &[f32]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| x.to_bits() == y.to_bits() || x.is_nan() && y.is_nan())
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || x.is_nan() && y.is_nan())
 }
 
 fn same_bits_f64(a: &[f64], b: &[f64]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| x.to_bits() == y.to_bits() || x.is_nan() && y.is_nan())
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || x.is_nan() && y.is_nan())
 }
 
 #[test]
 fn round_encode_decode_float32() {
     let dir = TempDir::new("f32");
     let x: Vec<f32> = VALUES.iter().map(|&v| v as f32).collect();
-    let (input, rounded, codes, decoded) = (
-        dir.path("x.npy"),
-        dir.path("r.npy"),
-        dir.path("c.npy"),
-        dir.path("d.npy"),
-    );
+    let (input, rounded, codes, decoded) = (dir.path("x.npy"), dir.path("r.npy"), dir.path("c.npy"), dir.path("d.npy"));
     save(&input, &[3, 4], Order::C, &x);
 
     let fmt = Format::parse("float8_e4m3fn").unwrap();
@@ -146,21 +116,13 @@ fn round_encode_decode_float32() {
     ok(&["decode", "-f", "e4m3fn", s(&codes), s(&decoded)]);
     let (dtype, shape, got) = load::<f32>(&decoded);
     assert_eq!((dtype.as_str(), shape.as_slice()), ("<f4", &[3u64, 4][..]));
-    assert!(
-        same_bits_f32(&got, &want),
-        "decode(encode(x)) must equal round(x)"
-    );
+    assert!(same_bits_f32(&got, &want), "decode(encode(x)) must equal round(x)");
 }
 
 #[test]
 fn round_encode_decode_float64_stochastic() {
     let dir = TempDir::new("f64");
-    let (input, rounded, codes, decoded) = (
-        dir.path("x.npy"),
-        dir.path("r.npy"),
-        dir.path("c.npy"),
-        dir.path("d.npy"),
-    );
+    let (input, rounded, codes, decoded) = (dir.path("x.npy"), dir.path("r.npy"), dir.path("c.npy"), dir.path("d.npy"));
     save(&input, &[3, 4], Order::C, &VALUES);
 
     let fmt = Format::parse("float16").unwrap().with_saturation(true);
@@ -170,15 +132,7 @@ fn round_encode_decode_float64_stochastic() {
     let mut want_codes = vec![0u16; 12];
     lowp::encode(&fmt, &cfg, &VALUES, &mut want_codes).unwrap();
 
-    let opts = [
-        "-f",
-        "fp16",
-        "--saturate",
-        "-m",
-        "stochastic",
-        "--seed",
-        "7",
-    ];
+    let opts = ["-f", "fp16", "--saturate", "-m", "stochastic", "--seed", "7"];
     ok(&[&["round"][..], &opts, &[s(&input), s(&rounded)]].concat());
     let (dtype, shape, got) = load::<f64>(&rounded);
     assert_eq!((dtype.as_str(), shape.as_slice()), ("<f8", &[3u64, 4][..]));
@@ -190,15 +144,7 @@ fn round_encode_decode_float64_stochastic() {
     assert_eq!(dtype, "<u2");
     assert_eq!(got_codes, want_codes);
 
-    ok(&[
-        "decode",
-        "-f",
-        "float16",
-        "--dtype",
-        "f64",
-        s(&codes),
-        s(&decoded),
-    ]);
+    ok(&["decode", "-f", "float16", "--dtype", "f64", s(&codes), s(&decoded)]);
     let (dtype, shape, got) = load::<f64>(&decoded);
     assert_eq!((dtype.as_str(), shape.as_slice()), ("<f8", &[3u64, 4][..]));
     assert!(same_bits_f64(&got, &want));
@@ -213,13 +159,7 @@ fn fortran_order_input_gives_the_same_logical_array() {
     save(&input, &[3, 4], Order::Fortran, &col_major);
     ok(&["round", "-f", "bf16", s(&input), s(&out)]);
     let mut want = vec![0f64; 12];
-    lowp::round(
-        &Format::parse("bfloat16").unwrap(),
-        &Rounding::default(),
-        &VALUES,
-        &mut want,
-    )
-    .unwrap();
+    lowp::round(&Format::parse("bfloat16").unwrap(), &Rounding::default(), &VALUES, &mut want).unwrap();
     let (_, shape, got) = load::<f64>(&out);
     assert_eq!(shape, [3, 4]);
     assert!(same_bits_f64(&got, &want));
@@ -244,39 +184,27 @@ fn bad_input_files_are_named_and_leave_no_output() {
 
     fs::write(dir.path("text.npy"), "not numpy").unwrap();
     let err = fails(&["round", "-f", "fp16", s(&dir.path("text.npy")), s(&out)]);
-    assert!(
-        err.contains("text.npy") && err.contains("not a .npy file"),
-        "{err}"
-    );
+    assert!(err.contains("text.npy") && err.contains("not a .npy file"), "{err}");
 
     let err = fails(&["round", "-f", "fp16", s(&dir.path("missing.npy")), s(&out)]);
     assert!(err.contains("missing.npy"), "{err}");
 
     save(&dir.path("ints.npy"), &[3], Order::C, &[1i32, 2, 3]);
     let err = fails(&["encode", "-f", "fp16", s(&dir.path("ints.npy")), s(&out)]);
-    assert!(
-        err.contains("ints.npy") && err.contains("<i4") && err.contains("float32 or float64"),
-        "{err}"
-    );
+    assert!(err.contains("ints.npy") && err.contains("<i4") && err.contains("float32 or float64"), "{err}");
 
     save(&dir.path("full.npy"), &[3, 4], Order::C, &[1.5f32; 12]);
     let bytes = fs::read(dir.path("full.npy")).unwrap();
     fs::write(dir.path("short.npy"), &bytes[..bytes.len() - 6]).unwrap();
     let err = fails(&["round", "-f", "fp16", s(&dir.path("short.npy")), s(&out)]);
-    assert!(
-        err.contains("short.npy") && err.contains("truncated"),
-        "{err}"
-    );
+    assert!(err.contains("short.npy") && err.contains("truncated"), "{err}");
 
     // A failure after reading (NaN has no code in fp4) must not leave a partial or temporary file either.
     save(&dir.path("nan.npy"), &[2], Order::C, &[1.0f32, f32::NAN]);
     let err = fails(&["encode", "-f", "fp4", s(&dir.path("nan.npy")), s(&out)]);
     assert!(err.contains("nan.npy") && err.contains("index 1"), "{err}");
 
-    assert_eq!(
-        dir.files(),
-        ["full.npy", "ints.npy", "nan.npy", "short.npy", "text.npy"]
-    );
+    assert_eq!(dir.files(), ["full.npy", "ints.npy", "nan.npy", "short.npy", "text.npy"]);
 }
 
 #[test]
@@ -285,10 +213,7 @@ fn decode_rejects_codes_wider_than_the_format() {
     let (input, out) = (dir.path("codes.npy"), dir.path("out.npy"));
     save(&input, &[2, 2], Order::C, &[0x38u16, 0x01, 0x1ff, 0x7e]);
     let err = fails(&["decode", "-f", "e4m3fn", s(&input), s(&out)]);
-    assert!(
-        err.contains("codes.npy") && err.contains("0x1ff") && err.contains("8 bits"),
-        "{err}"
-    );
+    assert!(err.contains("codes.npy") && err.contains("0x1ff") && err.contains("8 bits"), "{err}");
     assert!(!out.exists());
     // Codes that fit are accepted from any unsigned type.
     save(&input, &[2, 2], Order::C, &[0x38u64, 0x01, 0xff, 0x7e]);
@@ -304,15 +229,7 @@ fn report_json_has_one_record_per_format_and_mode() {
     let input = dir.path("w.npy");
     let x: Vec<f32> = (0..1000).map(|i| ((i as f32) * 0.37).sin() * 3.0).collect();
     save(&input, &[10, 100], Order::C, &x);
-    let out = ok(&[
-        "report",
-        s(&input),
-        "--json",
-        "--formats",
-        "fp16,e4m3fn,chop(11,15)",
-        "--modes",
-        "rne,sr",
-    ]);
+    let out = ok(&["report", s(&input), "--json", "--formats", "fp16,e4m3fn,chop(11,15)", "--modes", "rne,sr"]);
     let recs: Vec<Value> = serde_json::from_str(&out).expect("report --json prints JSON");
     assert_eq!(recs.len(), 6);
     for key in [
@@ -334,10 +251,7 @@ fn report_json_has_one_record_per_format_and_mode() {
         assert!(recs.iter().all(|r| r.get(key).is_some()), "missing {key}");
     }
     let r = &recs[2];
-    assert_eq!(
-        (r["format"].as_str(), r["mode"].as_str()),
-        (Some("float8_e4m3fn"), Some("nearest_even"))
-    );
+    assert_eq!((r["format"].as_str(), r["mode"].as_str()), (Some("float8_e4m3fn"), Some("nearest_even")));
     assert_eq!(r["bits_per_element"], 8);
     assert_eq!(r["elements"], 1000);
     assert!(r["sqnr_db"].as_f64().unwrap() > 20.0);
@@ -370,17 +284,8 @@ fn bench_json_quick() {
     for op in ["round", "encode", "decode"] {
         assert!(recs.iter().any(|r| r["op"] == op), "no {op} records");
     }
-    for (dtype, threads) in [
-        ("float32", 1),
-        ("float64", 1),
-        ("float32", 2),
-        ("float64", 2),
-    ] {
-        assert!(
-            recs.iter()
-                .any(|r| r["dtype"] == dtype && r["threads"] == threads),
-            "no {dtype} x {threads}"
-        );
+    for (dtype, threads) in [("float32", 1), ("float64", 1), ("float32", 2), ("float64", 2)] {
+        assert!(recs.iter().any(|r| r["dtype"] == dtype && r["threads"] == threads), "no {dtype} x {threads}");
     }
 }
 

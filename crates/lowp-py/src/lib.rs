@@ -7,10 +7,7 @@
 
 use half::{bf16, f16};
 use lowp::{Element, Error, FlipScope, Format, Rounding, RoundingMode, Specials};
-use numpy::{
-    PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArray,
-    PyUntypedArrayMethods,
-};
+use numpy::{PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 use rayon::prelude::*;
@@ -18,10 +15,7 @@ use rayon::prelude::*;
 /// An exception of class `class` from `lowp._errors`.
 fn raise(class: &str, msg: String) -> PyErr {
     Python::attach(|py| {
-        let cls = py
-            .import("lowp._errors")
-            .and_then(|m| m.getattr(class))
-            .and_then(|c| Ok(c.cast_into::<PyType>()?));
+        let cls = py.import("lowp._errors").and_then(|m| m.getattr(class)).and_then(|c| Ok(c.cast_into::<PyType>()?));
         match cls {
             Ok(cls) => PyErr::from_type(cls, msg),
             Err(err) => err,
@@ -43,10 +37,7 @@ fn to_py(e: Error) -> PyErr {
 }
 
 fn unsupported_dtype(what: &str, dtype: &str, accepted: &str) -> PyErr {
-    raise(
-        "DtypeError",
-        format!("{what}: unsupported dtype {dtype}. Accepted: {accepted}"),
-    )
+    raise("DtypeError", format!("{what}: unsupported dtype {dtype}. Accepted: {accepted}"))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -88,9 +79,7 @@ type CodeTable<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<f64>>);
 impl PyFormat {
     #[new]
     fn new(name: &str) -> PyResult<Self> {
-        Ok(PyFormat {
-            inner: Format::parse(name).map_err(to_py)?,
-        })
+        Ok(PyFormat { inner: Format::parse(name).map_err(to_py)? })
     }
 
     #[staticmethod]
@@ -108,21 +97,19 @@ impl PyFormat {
             "fn" => Specials::Fn,
             "fnuz" => Specials::Fnuz,
             "none" | "finite" => Specials::Finite,
-            other => return Err(to_py(Error::InvalidFormat(format!(
-                "unknown specials policy `{other}`. Accepted: \"ieee\", \"fn\", \"fnuz\", \"none\""
-            )))),
+            other => {
+                return Err(to_py(Error::InvalidFormat(format!(
+                    "unknown specials policy `{other}`. Accepted: \"ieee\", \"fn\", \"fnuz\", \"none\""
+                ))))
+            }
         };
         let f = Format::custom(exp_bits, man_bits, bias, sp).map_err(to_py)?;
-        Ok(PyFormat {
-            inner: f.with_subnormals(subnormals).with_saturation(saturate),
-        })
+        Ok(PyFormat { inner: f.with_subnormals(subnormals).with_saturation(saturate) })
     }
 
     #[staticmethod]
     fn from_chop(t: u32, emax: i32) -> PyResult<Self> {
-        Ok(PyFormat {
-            inner: Format::from_chop(t, emax).map_err(to_py)?,
-        })
+        Ok(PyFormat { inner: Format::from_chop(t, emax).map_err(to_py)? })
     }
 
     #[pyo3(signature = (*, subnormals=None, saturate=None, keep_inf=None, exponent_limit=None))]
@@ -240,14 +227,8 @@ impl PyFormat {
 
     /// Every finite value once (zero as +0), ascending; formats of at most 16 bits.
     fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let mut v: Vec<f64> = self
-            .inner
-            .values()
-            .map_err(to_py)?
-            .into_iter()
-            .map(|(_, v)| v + 0.0)
-            .filter(|v| v.is_finite())
-            .collect();
+        let mut v: Vec<f64> =
+            self.inner.values().map_err(to_py)?.into_iter().map(|(_, v)| v + 0.0).filter(|v| v.is_finite()).collect();
         v.sort_by(f64::total_cmp);
         v.dedup();
         Ok(PyArray1::from_vec(py, v))
@@ -255,13 +236,7 @@ impl PyFormat {
 
     /// `(codes, values)` of every code that is not NaN, in code order; formats of at most 16 bits.
     fn code_table<'py>(&self, py: Python<'py>) -> PyResult<CodeTable<'py>> {
-        let t: Vec<(u64, f64)> = self
-            .inner
-            .values()
-            .map_err(to_py)?
-            .into_iter()
-            .filter(|(_, v)| !v.is_nan())
-            .collect();
+        let t: Vec<(u64, f64)> = self.inner.values().map_err(to_py)?.into_iter().filter(|(_, v)| !v.is_nan()).collect();
         let codes = t.iter().map(|&(c, _)| c).collect();
         let vals = t.iter().map(|&(_, v)| v).collect();
         Ok((PyArray1::from_vec(py, codes), PyArray1::from_vec(py, vals)))
@@ -308,10 +283,7 @@ fn short(v: f64) -> String {
 /// Names of the presets, in the order of FORMATS.md.
 #[pyfunction]
 fn formats() -> Vec<String> {
-    Format::presets()
-        .iter()
-        .map(|f| f.name().to_string())
-        .collect()
+    Format::presets().iter().map(|f| f.name().to_string()).collect()
 }
 
 /// The aliases of every preset: `{alias: preset name}`.
@@ -319,11 +291,7 @@ fn formats() -> Vec<String> {
 fn aliases() -> Vec<(String, String)> {
     Format::presets()
         .iter()
-        .flat_map(|f| {
-            f.aliases()
-                .iter()
-                .map(move |a| (a.to_string(), f.name().to_string()))
-        })
+        .flat_map(|f| f.aliases().iter().map(move |a| (a.to_string(), f.name().to_string())))
         .collect()
 }
 
@@ -396,52 +364,30 @@ impl Narrow {
             Narrow::F16 => ("float16", -24),
             Narrow::Bf16 => ("bfloat16", -133),
         };
-        let fmt_smallest = if fmt.has_zero() {
-            fmt.emin() - fmt.man_bits() as i32
-        } else {
-            fmt.emin()
-        };
+        let fmt_smallest = if fmt.has_zero() { fmt.emin() - fmt.man_bits() as i32 } else { fmt.emin() };
         if fmt_smallest < smallest {
             return Err(to_py(Error::UnsupportedDtype {
                 format: fmt.name().to_string(),
                 dtype: name,
-                reason: format!(
-                    "its smallest value 2^{fmt_smallest} is below the data type's 2^{smallest}"
-                ),
+                reason: format!("its smallest value 2^{fmt_smallest} is below the data type's 2^{smallest}"),
             }));
         }
         Ok(())
     }
     fn widen(self, src: &[u16]) -> Vec<f32> {
         let mut out = vec![0f32; src.len()];
-        out.par_chunks_mut(1 << 16)
-            .zip(src.par_chunks(1 << 16))
-            .for_each(|(d, s)| match self {
-                Narrow::F16 => d
-                    .iter_mut()
-                    .zip(s)
-                    .for_each(|(d, &b)| *d = f16::from_bits(b).to_f32()),
-                Narrow::Bf16 => d
-                    .iter_mut()
-                    .zip(s)
-                    .for_each(|(d, &b)| *d = bf16::from_bits(b).to_f32()),
-            });
+        out.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| match self {
+            Narrow::F16 => d.iter_mut().zip(s).for_each(|(d, &b)| *d = f16::from_bits(b).to_f32()),
+            Narrow::Bf16 => d.iter_mut().zip(s).for_each(|(d, &b)| *d = bf16::from_bits(b).to_f32()),
+        });
         out
     }
     /// Exact for the values `check` admits; NaN stays NaN with its sign.
     fn narrow(self, src: &[f32], dst: &mut [u16]) {
-        dst.par_chunks_mut(1 << 16)
-            .zip(src.par_chunks(1 << 16))
-            .for_each(|(d, s)| match self {
-                Narrow::F16 => d
-                    .iter_mut()
-                    .zip(s)
-                    .for_each(|(d, &v)| *d = f16::from_f32(v).to_bits()),
-                Narrow::Bf16 => d
-                    .iter_mut()
-                    .zip(s)
-                    .for_each(|(d, &v)| *d = bf16::from_f32(v).to_bits()),
-            });
+        dst.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| match self {
+            Narrow::F16 => d.iter_mut().zip(s).for_each(|(d, &v)| *d = f16::from_f32(v).to_bits()),
+            Narrow::Bf16 => d.iter_mut().zip(s).for_each(|(d, &v)| *d = bf16::from_f32(v).to_bits()),
+        });
     }
 }
 
@@ -471,11 +417,7 @@ fn round_array(
         "float64" => round_typed::<f64>(py, x, out, fmt, &cfg),
         _ => {
             let Some(n) = Narrow::parse(dtype) else {
-                return Err(unsupported_dtype(
-                    "round",
-                    dtype,
-                    "float16, bfloat16, float32, float64",
-                ));
+                return Err(unsupported_dtype("round", dtype, "float16, bfloat16, float32, float64"));
             };
             n.check(fmt)?;
             // Widen first and release the borrow of `x`: `out` may be `x` itself (in place).
@@ -508,8 +450,7 @@ fn round_typed<T: Element + numpy::Element>(
         None => {
             let mut buf = x.readwrite();
             let buf = buf.as_slice_mut()?;
-            py.detach(|| lowp::round_in_place(fmt, cfg, buf))
-                .map_err(to_py)
+            py.detach(|| lowp::round_in_place(fmt, cfg, buf)).map_err(to_py)
         }
         Some(out) => {
             let src = x.readonly();
@@ -536,27 +477,11 @@ fn encode_array(
     let cfg = rounding(mode, seed, 0.0, "significand")?;
     let fmt = &fmt.inner;
     match dtype {
-        "float32" => encode_from::<f32>(
-            py,
-            x.cast::<PyArray1<f32>>()?.readonly().as_slice()?,
-            out,
-            fmt,
-            &cfg,
-        ),
-        "float64" => encode_from::<f64>(
-            py,
-            x.cast::<PyArray1<f64>>()?.readonly().as_slice()?,
-            out,
-            fmt,
-            &cfg,
-        ),
+        "float32" => encode_from::<f32>(py, x.cast::<PyArray1<f32>>()?.readonly().as_slice()?, out, fmt, &cfg),
+        "float64" => encode_from::<f64>(py, x.cast::<PyArray1<f64>>()?.readonly().as_slice()?, out, fmt, &cfg),
         _ => {
             let Some(n) = Narrow::parse(dtype) else {
-                return Err(unsupported_dtype(
-                    "encode",
-                    dtype,
-                    "float16, bfloat16, float32, float64",
-                ));
+                return Err(unsupported_dtype("encode", dtype, "float16, bfloat16, float32, float64"));
             };
             let bits = x.cast::<PyArray1<u16>>()?.readonly();
             let src = bits.as_slice()?;
@@ -577,8 +502,7 @@ fn encode_from<T: Element>(
         ($c:ty) => {{
             let mut dst = out.cast::<PyArray1<$c>>()?.readwrite();
             let dst = dst.as_slice_mut()?;
-            py.detach(|| lowp::encode(fmt, cfg, src, dst))
-                .map_err(to_py)
+            py.detach(|| lowp::encode(fmt, cfg, src, dst)).map_err(to_py)
         }};
     }
     match out.dtype().itemsize() {
@@ -586,11 +510,7 @@ fn encode_from<T: Element>(
         2 => to!(u16),
         4 => to!(u32),
         8 => to!(u64),
-        _ => Err(unsupported_dtype(
-            "encode output",
-            &out.dtype().to_string(),
-            "uint8, uint16, uint32, uint64",
-        )),
+        _ => Err(unsupported_dtype("encode output", &out.dtype().to_string(), "uint8, uint16, uint32, uint64")),
     }
 }
 
@@ -621,11 +541,7 @@ fn decode_array(
                 }
                 _ => {
                     let Some(n) = Narrow::parse(dtype) else {
-                        return Err(unsupported_dtype(
-                            "decode",
-                            dtype,
-                            "float16, bfloat16, float32, float64",
-                        ));
+                        return Err(unsupported_dtype("decode", dtype, "float16, bfloat16, float32, float64"));
                     };
                     n.check_decode(fmt)?;
                     let mut dst = out.cast::<PyArray1<u16>>()?.readwrite();
@@ -646,21 +562,13 @@ fn decode_array(
         2 => from!(u16),
         4 => from!(u32),
         8 => from!(u64),
-        _ => Err(unsupported_dtype(
-            "decode input",
-            &codes.dtype().to_string(),
-            "uint8, uint16, uint32, uint64",
-        )),
+        _ => Err(unsupported_dtype("decode input", &codes.dtype().to_string(), "uint8, uint16, uint32, uint64")),
     }
 }
 
 /// Packs uint8 codes of `bits` bits into a little-endian bit stream.
 #[pyfunction]
-fn pack<'py>(
-    py: Python<'py>,
-    codes: PyReadonlyArray1<'py, u8>,
-    bits: u32,
-) -> PyResult<Bound<'py, PyArray1<u8>>> {
+fn pack<'py>(py: Python<'py>, codes: PyReadonlyArray1<'py, u8>, bits: u32) -> PyResult<Bound<'py, PyArray1<u8>>> {
     let src = codes.as_slice()?;
     let packed = py.detach(|| lowp::pack(src, bits)).map_err(to_py)?;
     Ok(PyArray1::from_vec(py, packed))
@@ -675,9 +583,7 @@ fn unpack<'py>(
     count: usize,
 ) -> PyResult<Bound<'py, PyArray1<u8>>> {
     let src = buf.as_slice()?;
-    let codes = py
-        .detach(|| lowp::unpack(src, bits, count))
-        .map_err(to_py)?;
+    let codes = py.detach(|| lowp::unpack(src, bits, count)).map_err(to_py)?;
     Ok(PyArray1::from_vec(py, codes))
 }
 

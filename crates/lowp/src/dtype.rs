@@ -12,14 +12,7 @@ mod sealed {
 
 /// A floating-point storage type that formats are emulated in: `f32` or `f64`.
 pub trait Element:
-    crate::round::hooks::Kernels
-    + Copy
-    + Send
-    + Sync
-    + PartialEq
-    + std::fmt::Debug
-    + sealed::Sealed
-    + 'static
+    crate::round::hooks::Kernels + Copy + Send + Sync + PartialEq + std::fmt::Debug + sealed::Sealed + 'static
 {
     /// `float32` or `float64`.
     const DTYPE: &'static str;
@@ -78,9 +71,7 @@ impl Element for f64 {
 }
 
 /// An unsigned integer type that holds codes: `u8`, `u16`, `u32` or `u64`.
-pub trait CodeInt:
-    Copy + Send + Sync + Default + PartialEq + std::fmt::Debug + sealed::Sealed + 'static
-{
+pub trait CodeInt: Copy + Send + Sync + Default + PartialEq + std::fmt::Debug + sealed::Sealed + 'static {
     /// Width in bits.
     const BITS: u32;
     /// Truncating conversion (callers check the width first).

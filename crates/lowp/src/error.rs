@@ -5,8 +5,10 @@
 #[non_exhaustive]
 pub enum Error {
     /// A format name that matches no preset, alias or naming pattern.
-    #[error("unknown format `{name}`{hint}. Accepted: a preset or alias (see `lowp formats`), \
-             e<E>m<M>[b<BIAS>][fn|fnuz], binary<K>p<P><s|u><e|f> (IEEE P3109, K <= 16), or chop(<t>,<emax>)")]
+    #[error(
+        "unknown format `{name}`{hint}. Accepted: a preset or alias (see `lowp formats`), \
+             e<E>m<M>[b<BIAS>][fn|fnuz], binary<K>p<P><s|u><e|f> (IEEE P3109, K <= 16), or chop(<t>,<emax>)"
+    )]
     UnknownFormat {
         /// The name as given.
         name: String,
@@ -101,9 +103,7 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
             }
@@ -115,10 +115,7 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 /// `" (did you mean `x`?)"` for the closest candidate within a small distance, else `""`.
 pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     let name = name.to_ascii_lowercase();
-    let best = candidates
-        .into_iter()
-        .map(|c| (edit_distance(&name, c), c))
-        .min_by_key(|&(d, _)| d);
+    let best = candidates.into_iter().map(|c| (edit_distance(&name, c), c)).min_by_key(|&(d, _)| d);
     match best {
         Some((d, c)) if d <= 3.max(name.len() / 3) => format!(" (did you mean `{c}`?)"),
         _ => String::new(),

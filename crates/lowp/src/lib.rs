@@ -40,6 +40,4 @@ pub use codes::{decode, pack, unpack};
 pub use dtype::{CodeInt, Element};
 pub use error::{Error, Result};
 pub use format::{Format, Specials};
-pub use round::{
-    encode, round, round_in_place, round_value, BitFlip, FlipScope, Isa, Rounding, RoundingMode,
-};
+pub use round::{encode, round, round_in_place, round_value, BitFlip, FlipScope, Isa, Rounding, RoundingMode};

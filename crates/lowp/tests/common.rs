@@ -41,22 +41,13 @@ pub fn next_down<T: Element>(x: T) -> T {
 /// The sorted distinct finite non-negative values of `fmt` (sampled when there are too many to list).
 pub fn positive_grid(fmt: &Format) -> Vec<f64> {
     let mut v: Vec<f64> = if fmt.bits() <= 20 {
-        let sb = if fmt.signed() {
-            1u64 << (fmt.bits() - 1)
-        } else {
-            0
-        };
-        (0..1u64 << fmt.bits())
-            .filter(|c| c & sb == 0)
-            .map(|c| fmt.decode_code(c))
-            .collect()
+        let sb = if fmt.signed() { 1u64 << (fmt.bits() - 1) } else { 0 };
+        (0..1u64 << fmt.bits()).filter(|c| c & sb == 0).map(|c| fmt.decode_code(c)).collect()
     } else {
         // Sampled codes plus the extremes.
         let mut rng = TestRng::new(fmt.bits() as u64);
         let mag_bits = fmt.exp_bits() + fmt.man_bits();
-        let mut v: Vec<f64> = (0..20_000)
-            .map(|_| fmt.decode_code(rng.next_u64() >> (64 - mag_bits)))
-            .collect();
+        let mut v: Vec<f64> = (0..20_000).map(|_| fmt.decode_code(rng.next_u64() >> (64 - mag_bits))).collect();
         v.extend([0.0, fmt.min_subnormal(), fmt.min_normal(), fmt.max()]);
         v
     };
@@ -85,11 +76,7 @@ pub fn inputs<T: Element>(fmt: &Format, random: usize, seed: u64) -> Vec<T> {
     let max = fmt.max();
     let top = grid.last().copied().unwrap_or(max);
     // Past the top: where the next value would be, the overflow threshold, and far beyond.
-    let ulp = if grid.len() >= 2 {
-        top - grid[grid.len() - 2]
-    } else {
-        top
-    };
+    let ulp = if grid.len() >= 2 { top - grid[grid.len() - 2] } else { top };
     for k in [0.5, 1.0, 1.5, 2.0, 3.0] {
         special.push(top + k * ulp);
     }
@@ -121,27 +108,12 @@ pub fn inputs<T: Element>(fmt: &Format, random: usize, seed: u64) -> Vec<T> {
         }
         let t = T::from_f64(s);
         // `from_f64` rounds for f32; take both neighbours of the f64 value in the data type.
-        for y in [
-            t,
-            next_up(t),
-            next_down(t),
-            next_up(next_up(t)),
-            next_down(next_down(t)),
-        ] {
+        for y in [t, next_up(t), next_down(t), next_up(next_up(t)), next_down(next_down(t))] {
             xs.push(y.to_f64());
         }
     }
-    xs.extend([
-        0.0,
-        f64::INFINITY,
-        f64::NAN,
-        f64::from_bits(1),
-        f64::from_bits(0x000f_ffff_ffff_ffff),
-    ]);
-    let mut out: Vec<T> = xs
-        .iter()
-        .flat_map(|&x| [T::from_f64(x), T::from_f64(-x)])
-        .collect();
+    xs.extend([0.0, f64::INFINITY, f64::NAN, f64::from_bits(1), f64::from_bits(0x000f_ffff_ffff_ffff)]);
+    let mut out: Vec<T> = xs.iter().flat_map(|&x| [T::from_f64(x), T::from_f64(-x)]).collect();
     let mut rng = TestRng::new(seed);
     for _ in 0..random {
         let r = rng.next_u64();

@@ -12,30 +12,21 @@ use rayon::prelude::*;
 fn every_float32_bit_pattern() {
     let modes: Vec<RoundingMode> = match std::env::var("LOWP_SWEEP_MODES").as_deref() {
         Ok("all") => RoundingMode::DETERMINISTIC.to_vec(),
-        Ok(list) => list
-            .split(',')
-            .map(|m| RoundingMode::parse(m).unwrap())
-            .collect(),
+        Ok(list) => list.split(',').map(|m| RoundingMode::parse(m).unwrap()).collect(),
         Err(_) => vec![RoundingMode::NearestEven],
     };
-    let fmts: Vec<Format> = Format::presets()
-        .into_iter()
-        .filter(|f| f.bits() <= 8)
-        .collect();
+    let fmts: Vec<Format> = Format::presets().into_iter().filter(|f| f.bits() <= 8).collect();
     const BLOCK: u64 = 1 << 20;
     for fmt in &fmts {
         for &mode in &modes {
             let bad = (0..(1u64 << 32) / BLOCK).into_par_iter().find_map_any(|b| {
-                let xs: Vec<f32> = (b * BLOCK..(b + 1) * BLOCK)
-                    .map(|u| f32::from_bits(u as u32))
-                    .collect();
+                let xs: Vec<f32> = (b * BLOCK..(b + 1) * BLOCK).map(|u| f32::from_bits(u as u32)).collect();
                 let mut y = vec![0f32; xs.len()];
                 round_with_isa(Isa::detect(), fmt, &Rounding::new(mode), &xs, &mut y).unwrap();
                 xs.iter().zip(&y).find_map(|(x, y)| {
                     let want = reference::round(*x, fmt, mode, 0);
-                    (want.to_bits() != y.to_bits()).then(|| {
-                        format!("{fmt} {mode}: x={:#x} want {want:e} got {y:e}", x.to_bits())
-                    })
+                    (want.to_bits() != y.to_bits())
+                        .then(|| format!("{fmt} {mode}: x={:#x} want {want:e} got {y:e}", x.to_bits()))
                 })
             });
             assert!(bad.is_none(), "{}", bad.unwrap());

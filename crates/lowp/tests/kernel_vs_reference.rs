@@ -17,10 +17,7 @@ fn same<T: Element>(a: T, b: T) -> bool {
 /// Checks one (format, mode) on `xs`; returns a description of the first mismatch.
 fn check<T: Element>(fmt: &Format, mode: RoundingMode, xs: &[T]) -> Result<(), String> {
     let cfg = Rounding::new(mode);
-    let want: Vec<T> = xs
-        .iter()
-        .map(|&x| reference::round(x, fmt, mode, 0))
-        .collect();
+    let want: Vec<T> = xs.iter().map(|&x| reference::round(x, fmt, mode, 0)).collect();
     for isa in Isa::available() {
         let mut got = vec![T::from_f64(0.0); xs.len()];
         round_with_isa(isa, fmt, &cfg, xs, &mut got).map_err(|e| e.to_string())?;
@@ -40,26 +37,18 @@ fn check<T: Element>(fmt: &Format, mode: RoundingMode, xs: &[T]) -> Result<(), S
     let mut inplace = xs.to_vec();
     round_in_place(fmt, &cfg, &mut inplace).map_err(|e| e.to_string())?;
     if let Some(i) = (0..xs.len()).find(|&i| !same(inplace[i], want[i])) {
-        return Err(format!(
-            "round_in_place {fmt} {mode}: x={:e}",
-            xs[i].to_f64()
-        ));
+        return Err(format!("round_in_place {fmt} {mode}: x={:e}", xs[i].to_f64()));
     }
     if !fmt.exponent_limit() {
         return Ok(()); // no codes without an exponent range
     }
     // Codes. Formats without NaN reject NaN inputs (tested elsewhere), so leave them out here.
-    let (cx, cw): (Vec<T>, Vec<T>) = xs
-        .iter()
-        .zip(&want)
-        .filter(|(x, _)| fmt.has_nan() || !x.to_f64().is_nan())
-        .map(|(x, w)| (*x, *w))
-        .unzip();
+    let (cx, cw): (Vec<T>, Vec<T>) =
+        xs.iter().zip(&want).filter(|(x, _)| fmt.has_nan() || !x.to_f64().is_nan()).map(|(x, w)| (*x, *w)).unzip();
     let want_codes = cw
         .iter()
         .map(|w| {
-            code_of(fmt, w.to_f64())
-                .ok_or_else(|| format!("reference value {:e} of {fmt} has no code", w.to_f64()))
+            code_of(fmt, w.to_f64()).ok_or_else(|| format!("reference value {:e} of {fmt} has no code", w.to_f64()))
         })
         .collect::<Result<Vec<u64>, String>>()?;
     for isa in Isa::available() {
@@ -79,11 +68,7 @@ fn check<T: Element>(fmt: &Format, mode: RoundingMode, xs: &[T]) -> Result<(), S
     let mut back = vec![T::from_f64(0.0); cx.len()];
     if decode(fmt, &want_codes, &mut back).is_ok() {
         for i in 0..cx.len() {
-            let ok = if cw[i].to_f64().is_nan() {
-                back[i].to_f64().is_nan()
-            } else {
-                same(back[i], cw[i])
-            };
+            let ok = if cw[i].to_f64().is_nan() { back[i].to_f64().is_nan() } else { same(back[i], cw[i]) };
             if !ok {
                 return Err(format!(
                     "decode {fmt}: code {:#x} gave {:e}, want {:e}",
@@ -109,24 +94,10 @@ fn sweep<T: Element>() {
         .collect();
     let inputs: std::collections::HashMap<String, Vec<T>> = Format::presets()
         .into_par_iter()
-        .map(|f| {
-            (
-                f.name().to_string(),
-                common::inputs::<T>(&f, 1_000_000, f.bits() as u64),
-            )
-        })
+        .map(|f| (f.name().to_string(), common::inputs::<T>(&f, 1_000_000, f.bits() as u64)))
         .collect();
-    let failures: Vec<String> = cases
-        .par_iter()
-        .filter_map(|(f, m)| check(f, *m, &inputs[f.name()]).err())
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    let failures: Vec<String> = cases.par_iter().filter_map(|(f, m)| check(f, *m, &inputs[f.name()]).err()).collect();
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
 #[test]
@@ -169,18 +140,8 @@ fn other_formats_match_reference() {
     let mut fmts: Vec<Format> = names.iter().map(|n| Format::parse(n).unwrap()).collect();
     fmts.push(Format::parse("float16").unwrap().with_exponent_limit(false));
     fmts.push(Format::parse("e4m3fn").unwrap().with_exponent_limit(false));
-    fmts.push(
-        Format::parse("e5m2")
-            .unwrap()
-            .with_saturation(true)
-            .with_propagate_inf(true),
-    );
-    fmts.push(
-        Format::parse("e4m3fn")
-            .unwrap()
-            .with_saturation(true)
-            .with_propagate_inf(true),
-    );
+    fmts.push(Format::parse("e5m2").unwrap().with_saturation(true).with_propagate_inf(true));
+    fmts.push(Format::parse("e4m3fn").unwrap().with_saturation(true).with_propagate_inf(true));
     let failures: Vec<String> = fmts
         .par_iter()
         .flat_map(|f| RoundingMode::DETERMINISTIC.map(|m| (f.clone(), m)).to_vec())
@@ -215,9 +176,8 @@ fn large_outputs_through_the_streaming_path() {
             }
         })
         .collect();
-    let modes = RoundingMode::DETERMINISTIC
-        .into_iter()
-        .chain([RoundingMode::Stochastic, RoundingMode::StochasticEqual]);
+    let modes =
+        RoundingMode::DETERMINISTIC.into_iter().chain([RoundingMode::Stochastic, RoundingMode::StochasticEqual]);
     for name in ["e4m3fn", "e2m1", "bfloat16"] {
         let fmt = Format::parse(name).unwrap();
         for mode in modes.clone() {
@@ -227,17 +187,8 @@ fn large_outputs_through_the_streaming_path() {
                 let dst = &mut out[offset..];
                 lowp::round(&fmt, &Rounding::new(mode).with_seed(9), src, dst).unwrap();
                 for (i, (x, y)) in src.iter().zip(dst.iter()).enumerate() {
-                    let want = reference::round(
-                        *x,
-                        &fmt,
-                        mode,
-                        lowp::round::rng::draw(9, 0, i as u64, 32),
-                    );
-                    assert_eq!(
-                        want.to_bits(),
-                        y.to_bits(),
-                        "{name} {mode} offset {offset} element {i} x={x:e}"
-                    );
+                    let want = reference::round(*x, &fmt, mode, lowp::round::rng::draw(9, 0, i as u64, 32));
+                    assert_eq!(want.to_bits(), y.to_bits(), "{name} {mode} offset {offset} element {i} x={x:e}");
                 }
             }
         }

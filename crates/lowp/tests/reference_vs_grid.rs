@@ -21,20 +21,13 @@ struct Grid {
 
 impl Grid {
     fn new(fmt: &Format) -> Grid {
-        let mut pos: Vec<f64> = common::positive_grid(fmt)
-            .into_iter()
-            .filter(|&v| v > 0.0)
-            .collect();
+        let mut pos: Vec<f64> = common::positive_grid(fmt).into_iter().filter(|&v| v > 0.0).collect();
         if !fmt.subnormals() {
             pos.retain(|&v| v >= fmt.min_normal());
         }
         // The spacing of the top binade, 2^(emax - M).
         let spacing = 2f64.powi(fmt.emax() - fmt.man_bits() as i32);
-        Grid {
-            fmt: fmt.clone(),
-            pos,
-            beyond: fmt.max() + spacing,
-        }
+        Grid { fmt: fmt.clone(), pos, beyond: fmt.max() + spacing }
     }
 
     fn code_parity(&self, v: f64) -> u64 {
@@ -108,11 +101,7 @@ impl Grid {
             } else {
                 self.pos[i - 1]
             };
-            let hi = if i < self.pos.len() {
-                self.pos[i]
-            } else {
-                self.beyond
-            };
+            let hi = if i < self.pos.len() { self.pos[i] } else { self.beyond };
             (lo, if lo == a { a } else { hi })
         };
         if a > self.beyond && lo == max {
@@ -157,37 +146,15 @@ fn agree(a: f64, b: f64) -> bool {
 
 #[test]
 fn reference_equals_grid_oracle() {
-    let mut fmts: Vec<Format> = Format::presets()
-        .into_iter()
-        .filter(|f| f.bits() <= 16)
-        .collect();
-    for n in [
-        "e3m2",
-        "e4m3b-2",
-        "e2m0fn",
-        "binary8p4se",
-        "binary8p1uf",
-        "binary6p3ue",
-        "chop(8,10)",
-        "e5m2b10",
-    ] {
+    let mut fmts: Vec<Format> = Format::presets().into_iter().filter(|f| f.bits() <= 16).collect();
+    for n in ["e3m2", "e4m3b-2", "e2m0fn", "binary8p4se", "binary8p1uf", "binary6p3ue", "chop(8,10)", "e5m2b10"] {
         fmts.push(Format::parse(n).unwrap());
     }
     let variants: Vec<Format> = fmts
         .iter()
         .flat_map(|f| {
-            [
-                (true, false, false),
-                (false, false, false),
-                (true, true, false),
-                (false, true, true),
-            ]
-            .map(|(sub, sat, keep)| {
-                f.clone()
-                    .with_subnormals(sub)
-                    .with_saturation(sat)
-                    .with_propagate_inf(keep)
-            })
+            [(true, false, false), (false, false, false), (true, true, false), (false, true, true)]
+                .map(|(sub, sat, keep)| f.clone().with_subnormals(sub).with_saturation(sat).with_propagate_inf(keep))
         })
         .collect();
     let failures: Vec<String> = variants
@@ -200,9 +167,7 @@ fn reference_equals_grid_oracle() {
                     let want = grid.round(x, mode);
                     let got = reference::round(x, f, mode, 0);
                     if !agree(want, got) {
-                        return Some(format!(
-                            "{f} {mode}: x={x:e} oracle {want:e} reference {got:e}"
-                        ));
+                        return Some(format!("{f} {mode}: x={x:e} oracle {want:e} reference {got:e}"));
                     }
                     let got32 = reference::round(x as f32, f, mode, 0) as f64;
                     if f.man_bits() <= 23
@@ -228,15 +193,9 @@ fn float16_and_bfloat16_match_half_crate() {
     for x in xs {
         let want_h = half::f16::from_f32(x).to_f32();
         let got_h = reference::round(x, &h, NearestEven, 0);
-        assert!(
-            agree(f64::from(want_h), f64::from(got_h)),
-            "float16 x={x:e}: half {want_h:e} lowp {got_h:e}"
-        );
+        assert!(agree(f64::from(want_h), f64::from(got_h)), "float16 x={x:e}: half {want_h:e} lowp {got_h:e}");
         let want_b = half::bf16::from_f32(x).to_f32();
         let got_b = reference::round(x, &b, NearestEven, 0);
-        assert!(
-            agree(f64::from(want_b), f64::from(got_b)),
-            "bfloat16 x={x:e}: half {want_b:e} lowp {got_b:e}"
-        );
+        assert!(agree(f64::from(want_b), f64::from(got_b)), "bfloat16 x={x:e}: half {want_b:e} lowp {got_b:e}");
     }
 }

@@ -10,35 +10,16 @@ use lowp::round::{encode_with_isa, reference, round_with_isa};
 use lowp::{encode, round, round_value, Element, FlipScope, Format, Isa, Rounding, RoundingMode};
 use RoundingMode::*;
 
-const STOCHASTIC: [RoundingMode; 4] = [
-    Stochastic,
-    StochasticEqual,
-    StochasticBits(4),
-    StochasticBits(13),
-];
+const STOCHASTIC: [RoundingMode; 4] = [Stochastic, StochasticEqual, StochasticBits(4), StochasticBits(13)];
 
 fn fmts() -> Vec<Format> {
-    [
-        "float16",
-        "bfloat16",
-        "e4m3fn",
-        "e5m2",
-        "e2m1",
-        "e8m0",
-        "e4m3fnuz",
-        "e3m2fn",
-        "binary8p4se",
-    ]
-    .iter()
-    .flat_map(|n| {
-        let f = Format::parse(n).unwrap();
-        [
-            f.clone(),
-            f.clone().with_subnormals(false),
-            f.with_saturation(true),
-        ]
-    })
-    .collect()
+    ["float16", "bfloat16", "e4m3fn", "e5m2", "e2m1", "e8m0", "e4m3fnuz", "e3m2fn", "binary8p4se"]
+        .iter()
+        .flat_map(|n| {
+            let f = Format::parse(n).unwrap();
+            [f.clone(), f.clone().with_subnormals(false), f.with_saturation(true)]
+        })
+        .collect()
 }
 
 fn kernels_match<T: Element>() {
@@ -50,9 +31,7 @@ fn kernels_match<T: Element>() {
                 let want: Vec<T> = xs
                     .iter()
                     .enumerate()
-                    .map(|(i, &x)| {
-                        reference::round(x, &fmt, mode, draw(seed, 0, i as u64, T::RANDOM_BITS))
-                    })
+                    .map(|(i, &x)| reference::round(x, &fmt, mode, draw(seed, 0, i as u64, T::RANDOM_BITS)))
                     .collect();
                 for isa in Isa::available() {
                     let mut got = vec![T::from_f64(0.0); xs.len()];
@@ -70,11 +49,7 @@ fn kernels_match<T: Element>() {
                         let mut codes = vec![0u64; xs.len()];
                         encode_with_isa(isa, &fmt, &cfg, &xs, &mut codes).unwrap();
                         for i in 0..xs.len() {
-                            assert_eq!(
-                                Some(codes[i]),
-                                code_of(&fmt, want[i].to_f64()),
-                                "encode {isa:?} {fmt} {mode}"
-                            );
+                            assert_eq!(Some(codes[i]), code_of(&fmt, want[i].to_f64()), "encode {isa:?} {fmt} {mode}");
                         }
                     }
                 }
@@ -102,23 +77,11 @@ fn outputs_are_neighbours_and_exact_values_stay() {
             round(&fmt, &Rounding::new(mode).with_seed(99), &xs, &mut got).unwrap();
             for (x, y) in xs.iter().zip(&got) {
                 let down = reference::round(*x, &fmt, TowardZero, 0);
-                let up = reference::round(
-                    *x,
-                    &fmt,
-                    if *x < 0.0 {
-                        TowardNegative
-                    } else {
-                        TowardPositive
-                    },
-                    0,
-                );
+                let up = reference::round(*x, &fmt, if *x < 0.0 { TowardNegative } else { TowardPositive }, 0);
                 let ok = |v: f64| v.to_bits() == y.to_bits() || v.is_nan() && y.is_nan();
                 // Past max the upward neighbour is an overflow, given as a nearest mode gives it.
                 let over = reference::round(*x, &fmt, NearestAway, 0);
-                assert!(
-                    ok(down) || ok(up) || ok(over),
-                    "{fmt} {mode} x={x:e} gave {y:e}, neighbours {down:e} {up:e}"
-                );
+                assert!(ok(down) || ok(up) || ok(over), "{fmt} {mode} x={x:e} gave {y:e}, neighbours {down:e} {up:e}");
                 if down.to_bits() == up.to_bits() {
                     assert!(ok(down), "{fmt} {mode}: exact x={x:e} changed to {y:e}");
                 }
@@ -141,12 +104,7 @@ fn frequency_of_rounding_up_matches_probability() {
     // (format, x, lower neighbour, upper neighbour)
     let cases = [
         (&h, 1.0 + 0.3 * 2f64.powi(-10), 1.0, 1.0 + 2f64.powi(-10)),
-        (
-            &h,
-            -(1.0 + 0.9 * 2f64.powi(-10)),
-            -1.0,
-            -(1.0 + 2f64.powi(-10)),
-        ),
+        (&h, -(1.0 + 0.9 * 2f64.powi(-10)), -1.0, -(1.0 + 2f64.powi(-10))),
         (&h, 0.001 * 2f64.powi(-24), 0.0, 2f64.powi(-24)),
         (&h, 65504.0 + 0.25 * 32.0, 65504.0, f64::INFINITY),
         (&e4, 1.0 + 0.0625 * 0.125, 1.0, 1.125),
@@ -173,10 +131,7 @@ fn frequency_of_rounding_up_matches_probability() {
                     round(fmt, &Rounding::new(mode).with_seed(7), &xs, &mut y).unwrap();
                     y.iter().filter(|&&v| f64::from(v) == hi).count()
                 };
-                assert!(
-                    within_binomial(ups, n, p),
-                    "{fmt} {mode} x={x:e}: {ups} of {n} up, expected p={p}"
-                );
+                assert!(within_binomial(ups, n, p), "{fmt} {mode} x={x:e}: {ups} of {n} up, expected p={p}");
             }
         }
     }
@@ -186,68 +141,41 @@ fn frequency_of_rounding_up_matches_probability() {
 fn same_seed_same_result_on_any_threads_and_alone() {
     let fmt = Format::parse("bfloat16").unwrap();
     let mut rng = common::TestRng::new(4);
-    let xs: Vec<f32> = (0..300_001)
-        .map(|_| (rng.next_u64() >> 40) as f32 / 77.0 - 1e5)
-        .collect();
+    let xs: Vec<f32> = (0..300_001).map(|_| (rng.next_u64() >> 40) as f32 / 77.0 - 1e5).collect();
     for mode in STOCHASTIC {
-        let cfg = Rounding::new(mode)
-            .with_seed(2024)
-            .with_flip(0.01, FlipScope::Significand);
+        let cfg = Rounding::new(mode).with_seed(2024).with_flip(0.01, FlipScope::Significand);
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut y = vec![0f32; xs.len()];
             pool.install(|| round(&fmt, &cfg, &xs, &mut y)).unwrap();
             y
         };
         let one = run(1);
         let two = run(2);
-        assert!(
-            one.iter()
-                .zip(&two)
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
-            "{mode}: 1 vs 2 threads"
-        );
+        assert!(one.iter().zip(&two).all(|(a, b)| a.to_bits() == b.to_bits()), "{mode}: 1 vs 2 threads");
         for i in [0usize, 1, 65_535, 65_536, 65_537, 300_000] {
             let alone = round_value(&fmt, &cfg, xs[i], i as u64).unwrap();
-            assert_eq!(
-                alone.to_bits(),
-                one[i].to_bits(),
-                "{mode}: element {i} alone"
-            );
+            assert_eq!(alone.to_bits(), one[i].to_bits(), "{mode}: element {i} alone");
         }
         let other = {
             let mut y = vec![0f32; xs.len()];
             round(&fmt, &cfg.with_seed(2025), &xs, &mut y).unwrap();
             y
         };
-        let differ = one
-            .iter()
-            .zip(&other)
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
-            .count();
-        assert!(
-            differ > xs.len() / 10,
-            "{mode}: seeds 2024 and 2025 differ in only {differ} elements"
-        );
+        let differ = one.iter().zip(&other).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert!(differ > xs.len() / 10, "{mode}: seeds 2024 and 2025 differ in only {differ} elements");
     }
 }
 
 #[test]
 fn soft_errors_flip_one_allowed_bit_with_the_given_probability() {
     let n = 400_000;
-    for (name, scope) in [
-        ("float16", FlipScope::Significand),
-        ("e4m3fn", FlipScope::Code),
-        ("bfloat16", FlipScope::Significand),
-    ] {
+    for (name, scope) in
+        [("float16", FlipScope::Significand), ("e4m3fn", FlipScope::Code), ("bfloat16", FlipScope::Significand)]
+    {
         let fmt = Format::parse(name).unwrap();
         let mut rng = common::TestRng::new(8);
-        let xs: Vec<f64> = (0..n)
-            .map(|_| ((rng.next_u64() >> 11) as f64 / 2f64.powi(53) - 0.5) * 100.0)
-            .collect();
+        let xs: Vec<f64> = (0..n).map(|_| ((rng.next_u64() >> 11) as f64 / 2f64.powi(53) - 0.5) * 100.0).collect();
         let clean = {
             let mut y = vec![0.0; n];
             round(&fmt, &Rounding::default(), &xs, &mut y).unwrap();
@@ -262,10 +190,7 @@ fn soft_errors_flip_one_allowed_bit_with_the_given_probability() {
             for (a, b) in clean.iter().zip(&y) {
                 let (ca, cb) = (code_of(&fmt, *a).unwrap(), code_of(&fmt, *b));
                 let Some(cb) = cb else {
-                    assert!(
-                        scope == FlipScope::Code && b.is_nan(),
-                        "{name}: flip gave a value without code"
-                    );
+                    assert!(scope == FlipScope::Code && b.is_nan(), "{name}: flip gave a value without code");
                     hits += 1;
                     continue;
                 };
@@ -273,26 +198,15 @@ fn soft_errors_flip_one_allowed_bit_with_the_given_probability() {
                 if diff != 0 {
                     assert_eq!(diff.count_ones(), 1, "{name}: more than one bit flipped");
                     let bit = diff.trailing_zeros();
-                    let allowed = if scope == FlipScope::Significand {
-                        fmt.man_bits()
-                    } else {
-                        fmt.bits()
-                    };
+                    let allowed = if scope == FlipScope::Significand { fmt.man_bits() } else { fmt.bits() };
                     assert!(bit < allowed, "{name}: bit {bit} outside the {scope:?}");
                     per_bit[bit as usize] += 1;
                     hits += 1;
                 }
             }
-            assert!(
-                within_binomial(hits, n, p),
-                "{name} p={p}: {hits} of {n} flipped"
-            );
+            assert!(within_binomial(hits, n, p), "{name} p={p}: {hits} of {n} flipped");
             if p == 1.0 {
-                let allowed = if scope == FlipScope::Significand {
-                    fmt.man_bits()
-                } else {
-                    fmt.bits()
-                } as usize;
+                let allowed = if scope == FlipScope::Significand { fmt.man_bits() } else { fmt.bits() } as usize;
                 for (b, &c) in per_bit.iter().take(allowed).enumerate() {
                     assert!(
                         within_binomial(c, hits, 1.0 / allowed as f64),
@@ -305,11 +219,7 @@ fn soft_errors_flip_one_allowed_bit_with_the_given_probability() {
             encode(&fmt, &cfg, &xs, &mut codes).unwrap();
             for (c, v) in codes.iter().zip(&y) {
                 if !v.is_nan() {
-                    assert_eq!(
-                        Some(u64::from(*c)),
-                        code_of(&fmt, *v),
-                        "{name}: encode with flips"
-                    );
+                    assert_eq!(Some(u64::from(*c)), code_of(&fmt, *v), "{name}: encode with flips");
                 }
             }
         }

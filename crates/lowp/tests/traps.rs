@@ -22,17 +22,9 @@ fn exponent_is_read_from_bits_just_below_powers_of_two() {
     for k in -14..16 {
         let x = p2(k) * (1.0 - p2(-53));
         assert_eq!(r64("float16", NearestEven, x), p2(k), "k={k}");
-        assert_eq!(
-            r64("float16", TowardZero, x),
-            p2(k) - p2(k - 11).max(p2(-24)),
-            "k={k}"
-        );
+        assert_eq!(r64("float16", TowardZero, x), p2(k) - p2(k - 11).max(p2(-24)), "k={k}");
         let xf = (p2(k) as f32).next_down();
-        assert_eq!(
-            r32("float16", TowardZero, xf) as f64,
-            p2(k) - p2(k - 11).max(p2(-24)),
-            "f32 k={k}"
-        );
+        assert_eq!(r32("float16", TowardZero, xf) as f64, p2(k) - p2(k - 11).max(p2(-24)), "f32 k={k}");
     }
 }
 
@@ -70,19 +62,13 @@ fn half_overflow_threshold_is_65520() {
 #[test]
 fn underflow_rounds_once_to_the_subnormal_grid() {
     assert_eq!(r64("float16", NearestEven, p2(-25) * 1.0001), p2(-24));
-    assert_eq!(
-        r32("float16", NearestEven, (p2(-25) * 1.0001) as f32),
-        p2(-24) as f32
-    );
+    assert_eq!(r32("float16", NearestEven, (p2(-25) * 1.0001) as f32), p2(-24) as f32);
     assert_eq!(r64("float16", NearestEven, p2(-25)), 0.0); // tie, to even (0)
     assert_eq!(r64("float16", NearestAway, p2(-25)), p2(-24));
     assert_eq!(r64("float16", NearestEven, p2(-25) * 3.0), p2(-23)); // tie 1.5 ulp, to even (2)
                                                                      // The tie between the largest subnormal and min_normal goes to min_normal (its code is even).
     assert_eq!(r64("float16", NearestEven, p2(-14) - p2(-25)), p2(-14));
-    assert_eq!(
-        r64("float16", NearestZero, p2(-14) - p2(-25)),
-        p2(-14) - p2(-24)
-    );
+    assert_eq!(r64("float16", NearestZero, p2(-14) - p2(-25)), p2(-14) - p2(-24));
     // Without subnormals: {0, min_normal}, the tie at min_normal/2 going up (chop's rule).
     let nosub = Format::parse("float16").unwrap().with_subnormals(false);
     let r = |m, x| round_value(&nosub, &Rounding::new(m), x, 0).unwrap();
@@ -102,31 +88,14 @@ fn float64_subnormal_inputs_and_signs_survive_underflow() {
             assert!(!y.is_nan(), "{fmt} {x:e} gave NaN");
             assert_eq!(y, 0.0, "{fmt} {x:e}");
             let has_neg_zero = Format::parse(fmt).unwrap().has_neg_zero();
-            assert_eq!(
-                y.is_sign_negative(),
-                x < 0.0 && has_neg_zero,
-                "{fmt} {x:e}: sign of zero"
-            );
+            assert_eq!(y.is_sign_negative(), x < 0.0 && has_neg_zero, "{fmt} {x:e}: sign of zero");
         }
         let tiny_up = r64(fmt, TowardPositive, 5e-324);
-        assert_eq!(
-            tiny_up,
-            Format::parse(fmt).unwrap().min_subnormal(),
-            "{fmt}"
-        );
+        assert_eq!(tiny_up, Format::parse(fmt).unwrap().min_subnormal(), "{fmt}");
     }
-    assert_eq!(
-        r64("float16", NearestEven, -0.0).to_bits(),
-        (-0.0f64).to_bits()
-    );
-    assert_eq!(
-        r32("float16", NearestEven, -1e-30).to_bits(),
-        (-0.0f32).to_bits()
-    );
-    assert_eq!(
-        r64("e4m3fnuz", NearestEven, -0.0).to_bits(),
-        0.0f64.to_bits()
-    );
+    assert_eq!(r64("float16", NearestEven, -0.0).to_bits(), (-0.0f64).to_bits());
+    assert_eq!(r32("float16", NearestEven, -1e-30).to_bits(), (-0.0f32).to_bits());
+    assert_eq!(r64("e4m3fnuz", NearestEven, -0.0).to_bits(), 0.0f64.to_bits());
 }
 
 #[test]
@@ -142,33 +111,21 @@ fn ties_to_zero_and_away_are_not_swapped_for_negative_numbers() {
 
 #[test]
 fn round_to_odd_and_every_mode_keep_exact_values() {
-    for name in [
-        "float16", "bfloat16", "e4m3fn", "e5m2", "e2m1", "e3m2fn", "e8m0", "e4m3fnuz",
-    ] {
+    for name in ["float16", "bfloat16", "e4m3fn", "e5m2", "e2m1", "e3m2fn", "e8m0", "e4m3fnuz"] {
         let fmt = Format::parse(name).unwrap();
-        let values: Vec<f64> = fmt
-            .values()
-            .unwrap()
-            .into_iter()
-            .map(|(_, v)| v)
-            .filter(|v| v.is_finite())
-            .collect();
+        let values: Vec<f64> = fmt.values().unwrap().into_iter().map(|(_, v)| v).filter(|v| v.is_finite()).collect();
         for mode in RoundingMode::ALL {
             let mut y = vec![0.0; values.len()];
             round(&fmt, &Rounding::new(mode).with_seed(5), &values, &mut y).unwrap();
             for (x, y) in values.iter().zip(&y) {
-                let same =
-                    x == y && (x.is_sign_negative() == y.is_sign_negative() || !fmt.has_neg_zero());
+                let same = x == y && (x.is_sign_negative() == y.is_sign_negative() || !fmt.has_neg_zero());
                 assert!(same, "{name} {mode}: exact {x:e} became {y:e}");
             }
         }
     }
     // Odd sets the last bit when inexact: 1 + 2^-12 -> 1 + 2^-10 (code 0x3c01), not 1.
     assert_eq!(r64("float16", Odd, 1.0 + p2(-12)), 1.0 + p2(-10));
-    assert_eq!(
-        r64("float16", Odd, 1.0 + 3.0 * p2(-10) + p2(-12)),
-        1.0 + 3.0 * p2(-10)
-    );
+    assert_eq!(r64("float16", Odd, 1.0 + 3.0 * p2(-10) + p2(-12)), 1.0 + 3.0 * p2(-10));
 }
 
 #[test]
@@ -177,15 +134,7 @@ fn bit_flip_probability_is_honoured_and_draws_change_with_the_seed() {
     let xs = vec![1.5f32; 100_000];
     let count = |p: f64, seed: u64| {
         let mut y = vec![0f32; xs.len()];
-        round(
-            &fmt,
-            &Rounding::default()
-                .with_seed(seed)
-                .with_flip(p, FlipScope::Significand),
-            &xs,
-            &mut y,
-        )
-        .unwrap();
+        round(&fmt, &Rounding::default().with_seed(seed).with_flip(p, FlipScope::Significand), &xs, &mut y).unwrap();
         y
     };
     let a = count(0.5, 1);
@@ -196,13 +145,7 @@ fn bit_flip_probability_is_honoured_and_draws_change_with_the_seed() {
     assert_eq!(count(0.0, 1), xs);
     let sr = |seed| {
         let mut y = vec![0f32; 1000];
-        round(
-            &fmt,
-            &Rounding::new(Stochastic).with_seed(seed),
-            &vec![1.0 + p2(-12) as f32; 1000],
-            &mut y,
-        )
-        .unwrap();
+        round(&fmt, &Rounding::new(Stochastic).with_seed(seed), &vec![1.0 + p2(-12) as f32; 1000], &mut y).unwrap();
         y
     };
     assert_ne!(sr(1), sr(2));
@@ -214,10 +157,7 @@ fn e4m3_maxima_are_explicit() {
     assert_eq!(Format::parse("float8_e4m3").unwrap().max(), 240.0);
     assert_eq!(Format::parse("q43").unwrap().max(), 240.0);
     assert_eq!(Format::parse("float8_e4m3fnuz").unwrap().max(), 240.0);
-    assert_eq!(
-        Format::custom(4, 3, None, Specials::Finite).unwrap().max(),
-        480.0
-    );
+    assert_eq!(Format::custom(4, 3, None, Specials::Finite).unwrap().max(), 480.0);
 }
 
 #[test]

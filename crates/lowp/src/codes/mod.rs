@@ -40,11 +40,7 @@ pub fn code_of(fmt: &Format, v: f64) -> Option<u64> {
     if neg && !fmt.signed() && v != 0.0 {
         return None;
     }
-    let sign = if neg && (fmt.has_neg_zero() || v != 0.0) {
-        fmt.sign_bit()
-    } else {
-        0
-    };
+    let sign = if neg && (fmt.has_neg_zero() || v != 0.0) { fmt.sign_bit() } else { 0 };
     let mag = v.abs();
     if mag == 0.0 {
         return fmt.has_zero().then_some(sign);
@@ -52,11 +48,7 @@ pub fn code_of(fmt: &Format, v: f64) -> Option<u64> {
     let m = fmt.man_bits() as i32;
     let bits = mag.to_bits();
     let field = (bits >> 52) as i32;
-    let ex = if field == 0 {
-        -1074 + 63 - bits.leading_zeros() as i32
-    } else {
-        field - 1023
-    };
+    let ex = if field == 0 { -1074 + 63 - bits.leading_zeros() as i32 } else { field - 1023 };
     let code_mag = if ex < fmt.emin() {
         if !fmt.has_zero() {
             return None;
@@ -123,9 +115,7 @@ pub(crate) fn check_encodable<T: Element>(fmt: &Format, src: &[T]) -> Result<()>
 /// vectorises) and only a failing chunk is searched; a per-element parallel search costs ~10 ns an element.
 pub(crate) fn first_index<T: Sync>(xs: &[T], bad: impl Fn(&T) -> bool + Sync) -> Option<usize> {
     const BLOCK: usize = 1 << 14;
-    let block = xs
-        .par_chunks(BLOCK)
-        .position_first(|c| c.iter().fold(false, |acc, x| acc | bad(x)))?;
+    let block = xs.par_chunks(BLOCK).position_first(|c| c.iter().fold(false, |acc, x| acc | bad(x)))?;
     let start = block * BLOCK;
     xs[start..].iter().position(bad).map(|i| start + i)
 }
@@ -165,11 +155,7 @@ pub(crate) fn flip_bit<T: Element>(fmt: &Format, scope: FlipScope, v: T, draw: u
     let m = fmt.man_bits() as i32;
     let bits = x.abs().to_bits();
     let field = (bits >> 52) as i32;
-    let ex = if field == 0 {
-        -1074 + 63 - bits.leading_zeros() as i32
-    } else {
-        field - 1023
-    };
+    let ex = if field == 0 { -1074 + 63 - bits.leading_zeros() as i32 } else { field - 1023 };
     let Some(n) = scaled_integer(x.abs(), ex - m) else {
         return v;
     };
@@ -210,56 +196,37 @@ pub(crate) fn flip_codes<C: CodeInt>(fmt: &Format, flip: BitFlip, seed: u64, cod
 /// ```
 pub fn decode<C: CodeInt, T: Element>(fmt: &Format, src: &[C], dst: &mut [T]) -> Result<()> {
     if src.len() != dst.len() {
-        return Err(Error::LengthMismatch {
-            input: src.len(),
-            output: dst.len(),
-        });
+        return Err(Error::LengthMismatch { input: src.len(), output: dst.len() });
     }
     fmt.check_dtype(T::DTYPE, T::MAN_BITS, T::MAX)?;
-    let smallest = if fmt.has_zero() {
-        fmt.emin() - fmt.man_bits() as i32
-    } else {
-        fmt.emin()
-    };
+    let smallest = if fmt.has_zero() { fmt.emin() - fmt.man_bits() as i32 } else { fmt.emin() };
     let dtype_smallest = if T::MAN_BITS == 23 { -149 } else { -1074 };
     if smallest < dtype_smallest {
         return Err(Error::UnsupportedDtype {
             format: fmt.name().to_string(),
             dtype: T::DTYPE,
-            reason: format!(
-                "its smallest value 2^{smallest} is below the data type's 2^{dtype_smallest}"
-            ),
+            reason: format!("its smallest value 2^{smallest} is below the data type's 2^{dtype_smallest}"),
         });
     }
     let bits = fmt.bits();
     if bits < 64 {
         if let Some(index) = first_index(src, |c| c.to_u64() >> bits != 0) {
-            return Err(Error::CodeTooWide {
-                code: src[index].to_u64(),
-                index,
-                bits,
-            });
+            return Err(Error::CodeTooWide { code: src[index].to_u64(), index, bits });
         }
     }
     if bits <= 16 {
-        let table: Vec<T> = (0..1u64 << bits)
-            .map(|c| T::from_f64(fmt.decode_code(c)))
-            .collect();
-        dst.par_chunks_mut(1 << 16)
-            .zip(src.par_chunks(1 << 16))
-            .for_each(|(d, s)| {
-                for (d, c) in d.iter_mut().zip(s) {
-                    *d = table[c.to_u64() as usize];
-                }
-            });
+        let table: Vec<T> = (0..1u64 << bits).map(|c| T::from_f64(fmt.decode_code(c))).collect();
+        dst.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| {
+            for (d, c) in d.iter_mut().zip(s) {
+                *d = table[c.to_u64() as usize];
+            }
+        });
     } else {
-        dst.par_chunks_mut(1 << 14)
-            .zip(src.par_chunks(1 << 14))
-            .for_each(|(d, s)| {
-                for (d, c) in d.iter_mut().zip(s) {
-                    *d = T::from_f64(fmt.decode_code(c.to_u64()));
-                }
-            });
+        dst.par_chunks_mut(1 << 14).zip(src.par_chunks(1 << 14)).for_each(|(d, s)| {
+            for (d, c) in d.iter_mut().zip(s) {
+                *d = T::from_f64(fmt.decode_code(c.to_u64()));
+            }
+        });
     }
     Ok(())
 }

@@ -90,12 +90,7 @@ impl Format {
     /// assert!(Format::custom(0, 3, None, Specials::Ieee).is_err());
     /// # Ok::<(), lowp::Error>(())
     /// ```
-    pub fn custom(
-        exp_bits: u32,
-        man_bits: u32,
-        bias: Option<i32>,
-        specials: Specials,
-    ) -> Result<Format> {
+    pub fn custom(exp_bits: u32, man_bits: u32, bias: Option<i32>, specials: Specials) -> Result<Format> {
         Self::build(exp_bits, man_bits, bias, specials, true, None)
     }
 
@@ -111,14 +106,10 @@ impl Format {
     /// ```
     pub fn from_chop(t: u32, emax: i32) -> Result<Format> {
         if t == 0 || t > 53 {
-            return Err(Error::InvalidFormat(format!(
-                "chop precision t={t} must be in 1..=53 (hidden bit counted)"
-            )));
+            return Err(Error::InvalidFormat(format!("chop precision t={t} must be in 1..=53 (hidden bit counted)")));
         }
         if !(1..=1023).contains(&emax) {
-            return Err(Error::InvalidFormat(format!(
-                "chop emax={emax} must be in 1..=1023"
-            )));
+            return Err(Error::InvalidFormat(format!("chop emax={emax} must be in 1..=1023")));
         }
         // Fewest exponent bits E whose IEEE layout reaches emax with bias = emax: 2^E - 2 >= 2 emax.
         let mut e = 1;
@@ -139,26 +130,19 @@ impl Format {
         emax: Option<i32>,
     ) -> Result<Format> {
         if !(1..=11).contains(&exp_bits) {
-            return Err(Error::InvalidFormat(format!(
-                "exponent bits E={exp_bits} must be in 1..=11"
-            )));
+            return Err(Error::InvalidFormat(format!("exponent bits E={exp_bits} must be in 1..=11")));
         }
         if man_bits > 52 {
-            return Err(Error::InvalidFormat(format!(
-                "mantissa bits M={man_bits} must be in 0..=52"
-            )));
+            return Err(Error::InvalidFormat(format!("mantissa bits M={man_bits} must be in 0..=52")));
         }
         let signed = !matches!(specials, Specials::Unsigned { .. });
         let bits = u32::from(signed) + exp_bits + man_bits;
         if bits > 64 {
-            return Err(Error::InvalidFormat(format!(
-                "{bits} bits in all; at most 64 are supported"
-            )));
+            return Err(Error::InvalidFormat(format!("{bits} bits in all; at most 64 are supported")));
         }
         if specials == Specials::Ieee && man_bits == 0 {
             return Err(Error::InvalidFormat(
-                "IEEE specials need at least one mantissa bit to tell NaN from inf; use fn or fnuz"
-                    .into(),
+                "IEEE specials need at least one mantissa bit to tell NaN from inf; use fn or fnuz".into(),
             ));
         }
         let bias = bias.unwrap_or((1 << (exp_bits - 1)) - 1);
@@ -194,11 +178,7 @@ impl Format {
             _ => "",
         };
         let default_bias = (1 << (exp_bits - 1)) - 1;
-        let bias_part = if bias == default_bias {
-            String::new()
-        } else {
-            format!("b{bias}")
-        };
+        let bias_part = if bias == default_bias { String::new() } else { format!("b{bias}") };
         f.name = format!("e{exp_bits}m{man_bits}{bias_part}{suffix}");
         Ok(f)
     }
@@ -216,10 +196,7 @@ impl Format {
     /// ```
     pub fn parse(name: &str) -> Result<Format> {
         let key = name.trim().to_ascii_lowercase();
-        if let Some(p) = PRESETS
-            .iter()
-            .find(|p| p.name == key || p.aliases.contains(&key.as_str()))
-        {
+        if let Some(p) = PRESETS.iter().find(|p| p.name == key || p.aliases.contains(&key.as_str())) {
             return Ok(Self::preset(p));
         }
         let parsed = if key.starts_with("binary") {
@@ -237,24 +214,15 @@ impl Format {
                 name: name.to_string(),
                 hint: suggest(
                     &key,
-                    PRESETS
-                        .iter()
-                        .flat_map(|p| std::iter::once(p.name).chain(p.aliases.iter().copied())),
+                    PRESETS.iter().flat_map(|p| std::iter::once(p.name).chain(p.aliases.iter().copied())),
                 ),
             }),
         }
     }
 
     pub(crate) fn preset(p: &presets::Preset) -> Format {
-        let mut f = Self::build(
-            p.exp_bits,
-            p.man_bits,
-            Some(p.bias),
-            p.specials,
-            p.has_zero,
-            None,
-        )
-        .expect("preset table entries are valid formats");
+        let mut f = Self::build(p.exp_bits, p.man_bits, Some(p.bias), p.specials, p.has_zero, None)
+            .expect("preset table entries are valid formats");
         f.name = p.name.to_string();
         f
     }
@@ -266,10 +234,7 @@ impl Format {
 
     /// Aliases of a preset name (empty for non-presets).
     pub fn aliases(&self) -> &'static [&'static str] {
-        PRESETS
-            .iter()
-            .find(|p| p.name == self.name)
-            .map_or(&[], |p| p.aliases)
+        PRESETS.iter().find(|p| p.name == self.name).map_or(&[], |p| p.aliases)
     }
 
     // ----- options ------------------------------------------------------------------------------------
@@ -356,10 +321,7 @@ impl Format {
     }
     /// Whether the format has ±inf.
     pub fn has_inf(&self) -> bool {
-        matches!(
-            self.specials,
-            Specials::Ieee | Specials::Extended | Specials::Unsigned { inf: true }
-        )
+        matches!(self.specials, Specials::Ieee | Specials::Extended | Specials::Unsigned { inf: true })
     }
     /// Whether the format has a NaN code.
     pub fn has_nan(&self) -> bool {
@@ -367,10 +329,7 @@ impl Format {
     }
     /// Whether -0 has its own code.
     pub fn has_neg_zero(&self) -> bool {
-        matches!(
-            self.specials,
-            Specials::Ieee | Specials::Fn | Specials::Finite
-        )
+        matches!(self.specials, Specials::Ieee | Specials::Fn | Specials::Finite)
     }
 
     // ----- numeric queries ----------------------------------------------------------------------------
@@ -434,8 +393,7 @@ impl Format {
             Specials::Unsigned { inf: true } => all - 2,
         };
         match self.emax_limit {
-            Some(e) => layout
-                .min((((e + self.bias) as u64) << self.man_bits) | ((1u64 << self.man_bits) - 1)),
+            Some(e) => layout.min((((e + self.bias) as u64) << self.man_bits) | ((1u64 << self.man_bits) - 1)),
             None => layout,
         }
     }
@@ -458,9 +416,7 @@ impl Format {
         let em = self.exp_bits + self.man_bits;
         let s = if neg { self.sign_bit() } else { 0 };
         match self.specials {
-            Specials::Ieee => Some(
-                s | ((1u64 << self.exp_bits) - 1) << self.man_bits | 1u64 << (self.man_bits - 1),
-            ),
+            Specials::Ieee => Some(s | ((1u64 << self.exp_bits) - 1) << self.man_bits | 1u64 << (self.man_bits - 1)),
             Specials::Fn => Some(s | ((1u64 << em) - 1)),
             Specials::Fnuz | Specials::Extended => Some(1u64 << em),
             Specials::Finite => None,
@@ -499,11 +455,7 @@ impl Format {
         let neg = code & sb != 0;
         let mag = code & !sb;
         if self.inf_code(neg) == Some(code) {
-            return if neg {
-                f64::NEG_INFINITY
-            } else {
-                f64::INFINITY
-            };
+            return if neg { f64::NEG_INFINITY } else { f64::INFINITY };
         }
         let is_nan = match self.specials {
             Specials::Ieee => mag > self.inf_code(false).unwrap_or(u64::MAX),
@@ -512,11 +464,7 @@ impl Format {
         };
         if is_nan || mag > self.max_mag_code() {
             // NaN codes that carry a sign (IEEE, fn) decode to a NaN of that sign.
-            return if neg && self.has_neg_zero() {
-                -f64::NAN
-            } else {
-                f64::NAN
-            };
+            return if neg && self.has_neg_zero() { -f64::NAN } else { f64::NAN };
         }
         let v = self.decode_mag(mag);
         if neg {
@@ -560,9 +508,7 @@ impl Format {
     pub fn is_nan_code(&self, code: u64) -> bool {
         let sb = self.sign_bit();
         match self.specials {
-            Specials::Ieee => {
-                (code & !sb) > self.inf_code(false).unwrap_or(u64::MAX) && code >> self.bits() == 0
-            }
+            Specials::Ieee => (code & !sb) > self.inf_code(false).unwrap_or(u64::MAX) && code >> self.bits() == 0,
             _ => self.nan_code(code & sb != 0) == Some(code),
         }
     }
@@ -595,10 +541,7 @@ impl Format {
             return Err(Error::UnsupportedDtype {
                 format: self.name.clone(),
                 dtype,
-                reason: format!(
-                    "its largest value {:e} exceeds the data type's {max:e}",
-                    self.max()
-                ),
+                reason: format!("its largest value {:e} exceeds the data type's {max:e}", self.max()),
             });
         }
         Ok(())
@@ -659,16 +602,12 @@ fn parse_custom(key: &str) -> Option<Result<Format>> {
     let m_at = rest.find('m')?;
     let e: u32 = parse_num(&rest[..m_at])?;
     let rest = &rest[m_at + 1..];
-    let digits_end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
+    let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
     let m: u32 = parse_num(&rest[..digits_end])?;
     let mut rest = &rest[digits_end..];
     let mut bias = None;
     if let Some(b) = rest.strip_prefix('b') {
-        let end = b
-            .find(|c: char| !(c.is_ascii_digit() || c == '-'))
-            .unwrap_or(b.len());
+        let end = b.find(|c: char| !(c.is_ascii_digit() || c == '-')).unwrap_or(b.len());
         bias = Some(parse_num::<i32>(&b[..end])?);
         rest = &b[end..];
     }
@@ -700,26 +639,12 @@ fn parse_p3109(key: &str) -> Option<Result<Format>> {
         _ => return None,
     };
     if !(2..=16).contains(&k) || p == 0 || p >= k {
-        return Some(Err(Error::InvalidFormat(format!(
-            "P3109 binary{k}p{p}: need 2 <= K <= 16 and 1 <= P < K"
-        ))));
+        return Some(Err(Error::InvalidFormat(format!("P3109 binary{k}p{p}: need 2 <= K <= 16 and 1 <= P < K"))));
     }
     let (e, bias, specials) = if signed {
-        (
-            k - p,
-            1i32 << (k - p - 1),
-            if extended {
-                Specials::Extended
-            } else {
-                Specials::Fnuz
-            },
-        )
+        (k - p, 1i32 << (k - p - 1), if extended { Specials::Extended } else { Specials::Fnuz })
     } else {
-        (
-            k - p + 1,
-            1i32 << (k - p),
-            Specials::Unsigned { inf: extended },
-        )
+        (k - p + 1, 1i32 << (k - p), Specials::Unsigned { inf: extended })
     };
     Some(Format::custom(e, p - 1, Some(bias), specials).map(|mut f| {
         f.name = key.to_string();
@@ -731,10 +656,7 @@ fn parse_p3109(key: &str) -> Option<Result<Format>> {
 fn parse_chop(key: &str) -> Option<Result<Format>> {
     let inner = key.strip_prefix("chop(")?.strip_suffix(')')?;
     let (t, emax) = inner.split_once(',')?;
-    Some(Format::from_chop(
-        parse_num(t.trim())?,
-        parse_num(emax.trim())?,
-    ))
+    Some(Format::from_chop(parse_num(t.trim())?, parse_num(emax.trim())?))
 }
 
 #[cfg(test)]
@@ -757,34 +679,19 @@ mod tests {
             ("float6_e3m2fn", 28.0, pow2(-2), pow2(-4)),
             ("float6_e2m3fn", 7.5, 1.0, pow2(-3)),
             ("float4_e2m1fn", 6.0, 1.0, 0.5),
-            (
-                "tf32",
-                (2.0 - pow2(-10)) * pow2(127),
-                pow2(-126),
-                pow2(-136),
-            ),
+            ("tf32", (2.0 - pow2(-10)) * pow2(127), pow2(-126), pow2(-136)),
         ];
         for &(name, max, minn, mins) in rows {
             let f = Format::parse(name).unwrap();
-            assert_eq!(
-                (f.max(), f.min_normal(), f.min_subnormal()),
-                (max, minn, mins),
-                "{name}"
-            );
+            assert_eq!((f.max(), f.min_normal(), f.min_subnormal()), (max, minn, mins), "{name}");
         }
         let e8m0 = Format::parse("e8m0").unwrap();
-        assert_eq!(
-            (e8m0.max(), e8m0.min_normal(), e8m0.bits()),
-            (pow2(127), pow2(-127), 8)
-        );
+        assert_eq!((e8m0.max(), e8m0.min_normal(), e8m0.bits()), (pow2(127), pow2(-127), 8));
     }
 
     #[test]
     fn names_and_errors() {
-        assert_eq!(
-            Format::parse("e4m3b11fnuz").unwrap().name(),
-            "float8_e4m3b11fnuz"
-        );
+        assert_eq!(Format::parse("e4m3b11fnuz").unwrap().name(), "float8_e4m3b11fnuz");
         assert_eq!(Format::parse("E5M10").unwrap().max(), 65504.0);
         assert_eq!(Format::parse("e5m2b16fnuz").unwrap().max(), 57344.0);
         assert_eq!(Format::parse("binary8p4sf").unwrap().max(), 240.0);
@@ -794,17 +701,7 @@ mod tests {
         assert_eq!(Format::parse("chop(4,7)").unwrap().max(), 240.0);
         let odd = Format::parse("chop(8,10)").unwrap();
         assert_eq!(odd.max(), (2.0 - pow2(-7)) * 1024.0);
-        for bad in [
-            "e0m3",
-            "e12m3",
-            "e5m60",
-            "binary8p8sf",
-            "binary20p4sf",
-            "e4m0",
-            "chop(0,5)",
-            "floatx",
-            "e1m0fn",
-        ] {
+        for bad in ["e0m3", "e12m3", "e5m60", "binary8p8sf", "binary20p4sf", "e4m0", "chop(0,5)", "floatx", "e1m0fn"] {
             assert!(Format::parse(bad).is_err(), "{bad} should be rejected");
         }
         let msg = Format::parse("bfloat61").unwrap_err().to_string();

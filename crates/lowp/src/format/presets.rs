@@ -22,15 +22,7 @@ const fn p(
     bias: i32,
     specials: Specials,
 ) -> Preset {
-    Preset {
-        name,
-        aliases,
-        exp_bits,
-        man_bits,
-        bias,
-        specials,
-        has_zero: true,
-    }
+    Preset { name, aliases, exp_bits, man_bits, bias, specials, has_zero: true }
 }
 
 use Specials::{Finite, Fn, Fnuz, Ieee};

@@ -66,9 +66,7 @@ impl Isa {
             {
                 return Isa::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 return Isa::Avx2;
             }
         }
@@ -631,28 +629,8 @@ macro_rules! float_kernel {
     };
 }
 
-float_kernel!(
-    k32,
-    f32,
-    u32,
-    i32,
-    Rng32,
-    man = 23,
-    bias = 127,
-    norm = 4294967296.0f32,
-    norm_bits = 32
-);
-float_kernel!(
-    k64,
-    f64,
-    u64,
-    i64,
-    Rng64,
-    man = 52,
-    bias = 1023,
-    norm = 18446744073709551616.0f64,
-    norm_bits = 64
-);
+float_kernel!(k32, f32, u32, i32, Rng32, man = 23, bias = 127, norm = 4294967296.0f32, norm_bits = 32);
+float_kernel!(k64, f64, u64, i64, Rng64, man = 52, bias = 1023, norm = 18446744073709551616.0f64, norm_bits = 64);
 
 /// Orders the non-temporal stores of a task before anything that follows it.
 #[inline(always)]

@@ -78,14 +78,7 @@ pub mod hooks {
             stream: bool,
         );
         #[doc(hidden)]
-        fn round_inplace_k(
-            isa: Isa,
-            mode: u8,
-            p: &Self::Params,
-            rng: &Self::Rng,
-            start: u64,
-            buf: &mut [Self],
-        );
+        fn round_inplace_k(isa: Isa, mode: u8, p: &Self::Params, rng: &Self::Rng, start: u64, buf: &mut [Self]);
         #[doc(hidden)]
         fn encode_k(
             isa: Isa,
@@ -147,15 +140,8 @@ pub mod hooks {
             }
         };
     }
-    hooks_for!(f32, u32, k32, Rng32, -126, |seed, start: u64| Rng32::new(
-        seed,
-        STREAM_ROUND,
-        (start >> 32) as u32
-    ));
-    hooks_for!(f64, u64, k64, Rng64, -1022, |seed, _start| Rng64::new(
-        seed,
-        STREAM_ROUND
-    ));
+    hooks_for!(f32, u32, k32, Rng32, -126, |seed, start: u64| Rng32::new(seed, STREAM_ROUND, (start >> 32) as u32));
+    hooks_for!(f64, u64, k64, Rng64, -1022, |seed, _start| Rng64::new(seed, STREAM_ROUND));
 }
 
 /// Validated, precomputed state of one rounding call.
@@ -180,11 +166,7 @@ impl<'a, T: Element> Plan<'a, T> {
                 ));
             }
         }
-        let general = if needs_general(fmt, T::MIN_NORMAL_EXP) {
-            GENERAL
-        } else {
-            0
-        };
+        let general = if needs_general(fmt, T::MIN_NORMAL_EXP) { GENERAL } else { 0 };
         Ok(Plan {
             fmt,
             cfg: *cfg,
@@ -197,16 +179,7 @@ impl<'a, T: Element> Plan<'a, T> {
 
     fn round_chunk(&self, start: u64, src: &[T], dst: &mut [T]) {
         let rng = T::rng(self.cfg.seed, start);
-        T::round_k(
-            self.isa,
-            self.mode,
-            &self.params,
-            &rng,
-            start,
-            src,
-            dst,
-            self.stream,
-        );
+        T::round_k(self.isa, self.mode, &self.params, &rng, start, src, dst, self.stream);
         self.flips(start, dst);
     }
 
@@ -235,11 +208,7 @@ impl<'a, T: Element> Plan<'a, T> {
 }
 
 /// Runs `f(start, src_chunk, dst_chunk)` over aligned chunks, in parallel for large inputs.
-fn for_chunks<A: Sync, B: Send>(
-    src: &[A],
-    dst: &mut [B],
-    f: impl Fn(u64, &[A], &mut [B]) + Sync + Send,
-) {
+fn for_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], f: impl Fn(u64, &[A], &mut [B]) + Sync + Send) {
     if src.len() <= CHUNK {
         f(0, src, dst);
     } else {
@@ -278,13 +247,7 @@ pub fn round<T: Element>(fmt: &Format, cfg: &Rounding, src: &[T], dst: &mut [T])
 }
 
 /// [`round`] on a chosen instruction set (one of [`Isa::available`]); for tests and benchmarks.
-pub fn round_with_isa<T: Element>(
-    isa: Isa,
-    fmt: &Format,
-    cfg: &Rounding,
-    src: &[T],
-    dst: &mut [T],
-) -> Result<()> {
+pub fn round_with_isa<T: Element>(isa: Isa, fmt: &Format, cfg: &Rounding, src: &[T], dst: &mut [T]) -> Result<()> {
     check_len(src.len(), dst.len())?;
     let mut plan = Plan::<T>::new(fmt, cfg, checked_isa(isa)?)?;
     plan.stream = std::mem::size_of_val(dst) >= STREAM_MIN_BYTES;
@@ -307,9 +270,7 @@ pub fn round_in_place<T: Element>(fmt: &Format, cfg: &Rounding, buf: &mut [T]) -
     if buf.len() <= CHUNK {
         plan.round_chunk_inplace(0, buf);
     } else {
-        buf.par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(c, b)| plan.round_chunk_inplace((c * CHUNK) as u64, b));
+        buf.par_chunks_mut(CHUNK).enumerate().for_each(|(c, b)| plan.round_chunk_inplace((c * CHUNK) as u64, b));
     }
     Ok(())
 }
@@ -334,9 +295,7 @@ fn checked_isa(isa: Isa) -> Result<Isa> {
     if Isa::available().contains(&isa) {
         Ok(isa)
     } else {
-        Err(Error::InvalidOption(format!(
-            "instruction set {isa:?} is not available on this CPU"
-        )))
+        Err(Error::InvalidOption(format!("instruction set {isa:?} is not available on this CPU")))
     }
 }
 
@@ -352,12 +311,7 @@ fn checked_isa(isa: Isa) -> Result<Isa> {
 /// assert_eq!(codes, [0x38, 0xfe, 0x7f]);
 /// # Ok::<(), lowp::Error>(())
 /// ```
-pub fn encode<T: Element, C: CodeInt>(
-    fmt: &Format,
-    cfg: &Rounding,
-    src: &[T],
-    dst: &mut [C],
-) -> Result<()> {
+pub fn encode<T: Element, C: CodeInt>(fmt: &Format, cfg: &Rounding, src: &[T], dst: &mut [C]) -> Result<()> {
     encode_with_isa(Isa::detect(), fmt, cfg, src, dst)
 }
 
@@ -383,29 +337,12 @@ pub fn encode_with_isa<T: Element, C: CodeInt>(
         for (t, (s, d)) in s.chunks(TILE).zip(d.chunks_mut(TILE)).enumerate() {
             let at = start + (t * TILE) as u64;
             if fast {
-                T::encode_k(
-                    plan.isa,
-                    plan.mode,
-                    &plan.params,
-                    &rng,
-                    at,
-                    s,
-                    &mut bits[..s.len()],
-                );
+                T::encode_k(plan.isa, plan.mode, &plan.params, &rng, at, s, &mut bits[..s.len()]);
                 for (d, b) in d.iter_mut().zip(&bits) {
                     *d = C::from_u64((*b).into());
                 }
             } else {
-                T::round_k(
-                    plan.isa,
-                    plan.mode,
-                    &plan.params,
-                    &rng,
-                    at,
-                    s,
-                    &mut vals[..s.len()],
-                    false,
-                );
+                T::round_k(plan.isa, plan.mode, &plan.params, &rng, at, s, &mut vals[..s.len()], false);
                 for (d, v) in d.iter_mut().zip(&vals) {
                     *d = C::from_u64(codes::code_of(fmt, v.to_f64()).unwrap_or(0));
                 }

@@ -96,9 +96,7 @@ impl RoundingMode {
         if let Some(bits) = key.strip_prefix("stochastic:") {
             return match bits.parse::<u8>() {
                 Ok(n @ 1..=64) => Ok(RoundingMode::StochasticBits(n)),
-                _ => Err(Error::InvalidOption(format!(
-                    "`{name}`: stochastic:N needs N in 1..=64 random bits"
-                ))),
+                _ => Err(Error::InvalidOption(format!("`{name}`: stochastic:N needs N in 1..=64 random bits"))),
             };
         }
         Err(Error::UnknownMode {
@@ -106,11 +104,7 @@ impl RoundingMode {
             hint: suggest(&key, NAMES.iter().map(|(n, _)| *n)),
             accepted: format!(
                 "{}, a chop code 1-9, or stochastic:N",
-                NAMES[..9]
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                NAMES[..9].iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
             ),
         })
     }
@@ -119,9 +113,7 @@ impl RoundingMode {
     pub fn from_chop_code(code: u8) -> Result<RoundingMode> {
         match code {
             1..=9 => Ok(Self::ALL[usize::from(code) - 1]),
-            _ => Err(Error::InvalidOption(format!(
-                "chop rounding code {code}: accepted codes are 1..=9"
-            ))),
+            _ => Err(Error::InvalidOption(format!("chop rounding code {code}: accepted codes are 1..=9"))),
         }
     }
 
@@ -129,22 +121,13 @@ impl RoundingMode {
     pub fn name(self) -> String {
         match self {
             RoundingMode::StochasticBits(n) => format!("stochastic:{n}"),
-            m => NAMES
-                .iter()
-                .find(|(_, x)| *x == m)
-                .map(|(n, _)| n.to_string())
-                .unwrap_or_default(),
+            m => NAMES.iter().find(|(_, x)| *x == m).map(|(n, _)| n.to_string()).unwrap_or_default(),
         }
     }
 
     /// Whether the mode draws random numbers.
     pub fn is_stochastic(self) -> bool {
-        matches!(
-            self,
-            RoundingMode::Stochastic
-                | RoundingMode::StochasticEqual
-                | RoundingMode::StochasticBits(_)
-        )
+        matches!(self, RoundingMode::Stochastic | RoundingMode::StochasticEqual | RoundingMode::StochasticBits(_))
     }
 }
 
@@ -210,11 +193,7 @@ impl Default for Rounding {
 impl Rounding {
     /// `mode` with seed 0 and no soft errors.
     pub fn new(mode: RoundingMode) -> Rounding {
-        Rounding {
-            mode,
-            seed: 0,
-            flip: None,
-        }
+        Rounding { mode, seed: 0, flip: None }
     }
     /// Sets the seed.
     pub fn with_seed(mut self, seed: u64) -> Rounding {
@@ -237,10 +216,7 @@ impl Rounding {
         }
         if let Some(f) = self.flip {
             if !(0.0..=1.0).contains(&f.prob) {
-                return Err(Error::InvalidOption(format!(
-                    "bit-flip probability {} must be in [0, 1]",
-                    f.prob
-                )));
+                return Err(Error::InvalidOption(format!("bit-flip probability {} must be in [0, 1]", f.prob)));
             }
         }
         Ok(())

@@ -12,8 +12,7 @@ pub(crate) fn overflow_value<T: Element>(fmt: &Format, mode: RoundingMode, neg: 
     use RoundingMode::*;
     // "Far": the mode rounds away from zero here, so the result would be infinite.
     let far = match mode {
-        NearestEven | NearestZero | NearestAway | Stochastic | StochasticEqual
-        | StochasticBits(_) => true,
+        NearestEven | NearestZero | NearestAway | Stochastic | StochasticEqual | StochasticBits(_) => true,
         TowardPositive => !neg,
         TowardNegative => neg,
         TowardZero | Odd => false,
@@ -64,11 +63,7 @@ pub fn round<T: Element>(x: T, fmt: &Format, mode: RoundingMode, rand: u64) -> T
     // |v| = sig * 2^exp2 exactly.
     let bits = v.abs().to_bits();
     let field = (bits >> 52) as i32;
-    let (sig, exp2) = if field == 0 {
-        (bits, -1074)
-    } else {
-        (bits & ((1 << 52) - 1) | 1 << 52, field - 1075)
-    };
+    let (sig, exp2) = if field == 0 { (bits, -1074) } else { (bits & ((1 << 52) - 1) | 1 << 52, field - 1075) };
     let ex = exp2 + 63 - sig.leading_zeros() as i32; // floor(log2 |v|)
 
     let m = fmt.man_bits() as i32;
@@ -92,11 +87,7 @@ pub fn round<T: Element>(x: T, fmt: &Format, mode: RoundingMode, rand: u64) -> T
         let n = if drop >= 128 { 0 } else { sig >> drop };
         let rem = if drop >= 128 { sig } else { sig - (n << drop) }; // the discarded part, over 2^drop
         let sticky = rem != 0;
-        let half_cmp = if drop > 100 {
-            Ordering::Less
-        } else {
-            rem.cmp(&(1u128 << (drop - 1)))
-        };
+        let half_cmp = if drop > 100 { Ordering::Less } else { rem.cmp(&(1u128 << (drop - 1))) };
         let rbits = T::RANDOM_BITS;
         // floor(rem / 2^drop * 2^rbits): the fraction to rbits bits, rounded down.
         let frac = if drop <= rbits {
@@ -110,11 +101,7 @@ pub fn round<T: Element>(x: T, fmt: &Format, mode: RoundingMode, rand: u64) -> T
         // Ties-to-even and round-to-odd look at the last bit of the lower neighbour's code. For M >= 1
         // that is the last bit of n; for M = 0 every significand is 1 and the code's last bit is the
         // exponent's.
-        let lower_odd = if m == 0 {
-            n == 1 && (qe + fmt.bias()) & 1 == 1
-        } else {
-            n & 1 == 1
-        };
+        let lower_odd = if m == 0 { n == 1 && (qe + fmt.bias()) & 1 == 1 } else { n & 1 == 1 };
         use RoundingMode::*;
         let up = match mode {
             NearestEven => {
@@ -146,11 +133,7 @@ pub fn round<T: Element>(x: T, fmt: &Format, mode: RoundingMode, rand: u64) -> T
         return overflow_value(fmt, mode, neg);
     }
     if mag == 0.0 {
-        return if fmt.has_zero() {
-            zero
-        } else {
-            signed(fmt.min_normal(), neg)
-        };
+        return if fmt.has_zero() { zero } else { signed(fmt.min_normal(), neg) };
     }
     signed(mag, neg)
 }

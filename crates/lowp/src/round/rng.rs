@@ -42,10 +42,7 @@ pub struct Rng32 {
 impl Rng32 {
     pub(crate) fn new(seed: u64, stream: u64, hi: u32) -> Rng32 {
         let k = splitmix64(splitmix64(seed ^ stream) ^ u64::from(hi));
-        Rng32 {
-            k0: k as u32,
-            k1: (k >> 32) as u32,
-        }
+        Rng32 { k0: k as u32, k1: (k >> 32) as u32 }
     }
     /// The draw of `index`; only its low 32 bits are used (the high ones are in the key).
     #[inline(always)]
@@ -63,16 +60,11 @@ pub struct Rng64 {
 
 impl Rng64 {
     pub(crate) fn new(seed: u64, stream: u64) -> Rng64 {
-        Rng64 {
-            key: splitmix64(seed ^ stream),
-        }
+        Rng64 { key: splitmix64(seed ^ stream) }
     }
     #[inline(always)]
     pub(crate) fn at(&self, index: u64) -> u64 {
-        splitmix64(
-            self.key
-                .wrapping_add(index.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-        )
+        splitmix64(self.key.wrapping_add(index.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
     }
 }
 
