@@ -61,6 +61,73 @@ pub fn code_of(fmt: &Format, v: f64) -> Option<u64> {
     (code_mag <= fmt.max_mag_code()).then_some(sign | code_mag)
 }
 
+/// [`code_of`] for values already rounded to the format, in bulk: a normal value's code is read off its bits
+/// (exponent re-biased, mantissa shifted), NaN's is the format's NaN code; zeros, subnormals and infinities
+/// go through [`code_of`]. The fast part is written with masks on u64 lanes so that a loop over a tile
+/// vectorises (a scalar, branchy version ran e8m0 encoding at a seventh of its rounding speed).
+pub(crate) struct RoundedCoder<'a> {
+    fmt: &'a Format,
+    man_shift: u64,
+    field_lo: u64,
+    field_hi: u64,
+    rebias: u64,
+    field_mask: u64,
+    sign_bit: u64,
+    unsigned_mask: u64,
+    nan_mask: u64,
+    nan: [u64; 2],
+}
+
+impl<'a> RoundedCoder<'a> {
+    pub(crate) fn new(fmt: &'a Format) -> Self {
+        let lo = (fmt.emin() + 1023).max(1) as u64;
+        let hi = (fmt.emax() + 1023).min(0x7fe) as u64;
+        RoundedCoder {
+            fmt,
+            man_shift: u64::from(52 - fmt.man_bits()),
+            field_lo: lo,
+            field_hi: hi,
+            rebias: (fmt.bias() - 1023) as u64,
+            field_mask: (1u64 << fmt.exp_bits()) - 1,
+            sign_bit: fmt.sign_bit(),
+            unsigned_mask: if fmt.signed() { 0 } else { u64::MAX },
+            nan_mask: if fmt.has_nan() { u64::MAX } else { 0 },
+            nan: [fmt.nan_code(false).unwrap_or(0), fmt.nan_code(true).unwrap_or(0)],
+        }
+    }
+
+    /// The code of `v`, a value of the format, and whether it is right: true for normal values and NaN.
+    /// Other values (zeros, subnormals, infinities) need [`RoundedCoder::code`].
+    #[inline(always)]
+    pub(crate) fn fast(&self, v: f64) -> (u64, bool) {
+        let bits = v.to_bits();
+        let neg = (bits >> 63).wrapping_neg(); // all ones when negative
+        let field = (bits >> 52) & 0x7ff;
+        let man = bits & ((1u64 << 52) - 1);
+        let normal = mask(field >= self.field_lo) & mask(field <= self.field_hi) & !(neg & self.unsigned_mask);
+        let nan = mask(field == 0x7ff) & mask(man != 0) & self.nan_mask;
+        let code = (self.sign_bit & neg)
+            | ((field.wrapping_add(self.rebias) & self.field_mask) << (52 - self.man_shift))
+            | (man >> self.man_shift);
+        let nan_code = (self.nan[1] & neg) | (self.nan[0] & !neg);
+        ((code & normal) | (nan_code & !normal), (normal | nan) != 0)
+    }
+
+    /// The code of `v`, a value of the format (or NaN); None where [`code_of`] gives None.
+    pub(crate) fn code(&self, v: f64) -> Option<u64> {
+        match self.fast(v) {
+            (c, true) => Some(c),
+            _ => code_of(self.fmt, v),
+        }
+    }
+}
+
+/// All ones for true, zero for false.
+#[inline(always)]
+fn mask(b: bool) -> u64 {
+    u64::from(b).wrapping_neg()
+}
+
 /// `mag / 2^k` if it is an integer below 2^53.
 fn scaled_integer(mag: f64, k: i32) -> Option<u64> {
     // Two exact power-of-two steps keep every intermediate in range.

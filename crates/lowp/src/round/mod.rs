@@ -329,6 +329,7 @@ pub fn encode_with_isa<T: Element, C: CodeInt>(
     let plan = Plan::<T>::new(fmt, &no_flip, checked_isa(isa)?)?;
     codes::check_encodable(fmt, src)?;
     let fast = fast_encode(fmt, T::MIN_NORMAL_EXP);
+    let coder = codes::RoundedCoder::new(fmt);
     const TILE: usize = 1024;
     for_chunks(src, dst, |start, s, d| {
         let rng = T::rng(cfg.seed, start);
@@ -343,8 +344,16 @@ pub fn encode_with_isa<T: Element, C: CodeInt>(
                 }
             } else {
                 T::round_k(plan.isa, plan.mode, &plan.params, &rng, at, s, &mut vals[..s.len()], false);
+                let mut all_fast = true;
                 for (d, v) in d.iter_mut().zip(&vals) {
-                    *d = C::from_u64(codes::code_of(fmt, v.to_f64()).unwrap_or(0));
+                    let (code, ok) = coder.fast(v.to_f64());
+                    *d = C::from_u64(code);
+                    all_fast &= ok;
+                }
+                if !all_fast {
+                    for (d, v) in d.iter_mut().zip(&vals) {
+                        *d = C::from_u64(coder.code(v.to_f64()).unwrap_or(0));
+                    }
                 }
             }
         }
