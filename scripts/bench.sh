@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The benchmark run behind BENCHMARKS.md. Builds the release CLI, runs `lowp bench --json` (float32 and
 # float64 inputs, threads 1 and 2), then times numpy / ml_dtypes casts and np.copyto on the same machine, and
-# prints a combined markdown summary. Outputs: bench-out/lowp.json, bench-out/python.json, bench-out/summary.md.
+# prints a combined markdown summary; then benchmarks the Python package against Pychop, ml_dtypes, numpy's
+# float16 cast and np.copyto on one 10^7-element float64 array, with lowp on 1 and on 2 threads.
+# Outputs: bench-out/lowp.json, python.json, summary.md, package-1.json/.md, package-2.json/.md.
 #
 # Knobs (environment): BENCH_SIZE (default 100000000 elements), BENCH_THREADS (1,2), BENCH_MODES (lowp's
 # default: every deterministic mode and stochastic), BENCH_FORMATS (lowp's default: every preset of at most
 # 8 bits, float16, bfloat16), BENCH_OPS (round,encode,decode), BENCH_DTYPES (f32), BENCH_REPS (5),
-# BENCH_SEED (12345). Peak memory is about 2.5 GB at the default size.
+# BENCH_SEED (12345), BENCH_PKG_SIZE (10000000), BENCH_SKIP_CLI=1 (only the package part). Peak memory is
+# about 2.5 GB at the default size.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -47,6 +50,7 @@ fi
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
+if [ "${BENCH_SKIP_CLI:-0}" != 1 ]; then
 section "lowp bench (size $SIZE, threads $THREADS, ops $OPS, dtypes $DTYPES)"
 args=(bench --json --size "$SIZE" --threads "$THREADS" --ops "$OPS" --dtypes "$DTYPES" --reps "$REPS" --seed "$SEED")
 [ -n "$MODES" ] && args+=(--modes "$MODES")
@@ -62,3 +66,12 @@ section "summary"
 "$VENV/bin/python" scripts/bench_python.py summary --lowp "$OUT/lowp.json" --python "$OUT/python.json" \
     --machine "$OUT/machine.txt" --out "$OUT/summary.md"
 echo "wrote $OUT/summary.md" >&2
+fi
+
+section "Python package (size ${BENCH_PKG_SIZE:-10000000} float64; lowp on 1 and 2 threads)"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check ./crates/lowp-py >&2
+for t in 1 2; do
+    RAYON_NUM_THREADS=$t "$VENV/bin/python" scripts/bench_package.py --size "${BENCH_PKG_SIZE:-10000000}" \
+        --reps "$REPS" --seed "$SEED" --out "$OUT/package-$t.json" > "$OUT/package-$t.md"
+    cat "$OUT/package-$t.md"
+done
