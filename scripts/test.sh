@@ -22,8 +22,12 @@ fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 "$VENV/bin/python" -c 'import numpy, ml_dtypes, gmpy2, torch, pytest; print(f"numpy {numpy.__version__}, ml_dtypes {ml_dtypes.__version__}, gmpy2 {gmpy2.version()}, torch {torch.__version__}, pytest {pytest.__version__}")'
 
-section "pip install ./crates/lowp-py (the Python package, built by maturin)"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check ./crates/lowp-py
+section "pip wheel ./crates/lowp-py (the Python package: an abi3 wheel built by maturin) and pip install"
+rm -rf "$ROOT/target/wheels-test"
+"$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$ROOT/target/wheels-test" ./crates/lowp-py
+WHEEL=$(ls "$ROOT"/target/wheels-test/lowp-*-abi3-*.whl)
+echo "built $(basename "$WHEEL")"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
 
 section "cargo build --release -p lowp-cli"
 cargo build --release -p lowp-cli
@@ -32,5 +36,16 @@ export LOWP_BIN="$ROOT/target/release/lowp"
 section "pytest tests/python crates/lowp-py/tests"
 # Run from a neutral directory so `import lowp` finds the installed package, not the source tree.
 (cd "$ROOT/target" && "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python" "$ROOT/crates/lowp-py/tests")
+
+section "the same wheel under NumPy 1.26 (the oldest NumPy supported): the package's API tests"
+VENV_NP1="$ROOT/.venv-numpy1"
+if [ ! -x "$VENV_NP1/bin/python" ] || ! "$VENV_NP1/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    rm -rf "$VENV_NP1"
+    python3 -m venv "$VENV_NP1"
+fi
+"$VENV_NP1/bin/python" -m pip install -q --disable-pip-version-check numpy==1.26.4 pytest==9.2.0
+"$VENV_NP1/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
+(cd "$ROOT/target" && "$VENV_NP1/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/crates/lowp-py/tests/test_api.py" \
+    "$ROOT/crates/lowp-py/tests/test_compat.py")
 
 section "all tests passed"

@@ -529,16 +529,8 @@ fn decode_array(
             let src = codes.cast::<PyArray1<$c>>()?.readonly();
             let src = src.as_slice()?;
             match dtype {
-                "float32" => {
-                    let mut dst = out.cast::<PyArray1<f32>>()?.readwrite();
-                    let dst = dst.as_slice_mut()?;
-                    py.detach(|| lowp::decode(fmt, src, dst)).map_err(to_py)
-                }
-                "float64" => {
-                    let mut dst = out.cast::<PyArray1<f64>>()?.readwrite();
-                    let dst = dst.as_slice_mut()?;
-                    py.detach(|| lowp::decode(fmt, src, dst)).map_err(to_py)
-                }
+                "float32" => decode_to::<$c, f32>(py, fmt, src, out),
+                "float64" => decode_to::<$c, f64>(py, fmt, src, out),
                 _ => {
                     let Some(n) = Narrow::parse(dtype) else {
                         return Err(unsupported_dtype("decode", dtype, "float16, bfloat16, float32, float64"));
@@ -564,6 +556,17 @@ fn decode_array(
         8 => from!(u64),
         _ => Err(unsupported_dtype("decode input", &codes.dtype().to_string(), "uint8, uint16, uint32, uint64")),
     }
+}
+
+fn decode_to<C: lowp::CodeInt, T: Element + numpy::Element>(
+    py: Python<'_>,
+    fmt: &Format,
+    src: &[C],
+    out: &Bound<'_, PyUntypedArray>,
+) -> PyResult<()> {
+    let mut dst = out.cast::<PyArray1<T>>()?.readwrite();
+    let dst = dst.as_slice_mut()?;
+    py.detach(|| lowp::decode(fmt, src, dst)).map_err(to_py)
 }
 
 /// Packs uint8 codes of `bits` bits into a little-endian bit stream.

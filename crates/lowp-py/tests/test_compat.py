@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import lowp
-from lowp.compat import Chop, Customs, FaultChop
+from lowp.compat import Chop, Customs, FaultChop, backend
 
 HALF_INPUTS = np.concatenate(
     [
@@ -200,6 +200,15 @@ def test_inputs_of_every_kind():
     assert y32.dtype == np.float32 and y32[0] == np.float32(f16(0.1))
     assert c(np.array([3, 70000])).tolist() == [3.0, np.inf]  # integer arrays are taken as float64
     assert c(np.ones((2, 3))[:, ::2]).shape == (2, 2)
+
+
+def test_backend_calls_are_accepted():
+    import lowp.compat as pychop  # scripts that call pychop.backend(...) run after changing the import
+
+    pychop.backend("numpy", 1)
+    backend("torch")
+    with pytest.raises(lowp.OptionError, match="jax"):
+        backend("jax")
 
 
 def test_verbose_prints_the_unit_roundoff(capsys):

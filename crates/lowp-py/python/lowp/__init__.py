@@ -415,11 +415,14 @@ def as_ml_dtypes(codes: Any, fmt: FormatLike) -> np.ndarray:
     arr = np.asarray(codes)
     if arr.dtype.kind != "u":
         raise DtypeError(f"as_ml_dtypes: codes must be an unsigned integer array, got dtype {arr.dtype}")
-    twin = None
-    for name in formats():
-        if _same_codes(f, _parse_format(name)):
-            twin = name
-            break
+    twin = next((name for name in formats() if _same_codes(f, _parse_format(name))), None)
+    if twin is None:
+        raise FormatError(f"{f.name} has no ml_dtypes counterpart: its fields match no preset of lowp.formats()")
+    width = _code_dtype(f).itemsize
+    if arr.dtype.itemsize != width:
+        raise DtypeError(
+            f"as_ml_dtypes: {twin} takes {width}-byte codes but the codes are {arr.dtype}; pass what lowp.encode returned"
+        )
     if twin in _NUMPY_TWINS:
         dt = np.dtype(_NUMPY_TWINS[twin])
     else:
@@ -427,14 +430,8 @@ def as_ml_dtypes(codes: Any, fmt: FormatLike) -> np.ndarray:
             import ml_dtypes
         except ImportError as e:
             raise ImportError("as_ml_dtypes needs the ml_dtypes package: pip install ml_dtypes") from e
-        if twin is None or not hasattr(ml_dtypes, twin):
-            have = [n for n in formats() if n in _NUMPY_TWINS or hasattr(ml_dtypes, n)]
-            raise FormatError(f"{f.name} has no ml_dtypes counterpart. Formats that have one: {', '.join(have)}")
+        if not hasattr(ml_dtypes, twin):
+            raise FormatError(f"{twin} has no ml_dtypes counterpart (ml_dtypes {ml_dtypes.__version__})")
         dt = np.dtype(getattr(ml_dtypes, twin))
-    if arr.dtype.itemsize != dt.itemsize:
-        raise DtypeError(
-            f"as_ml_dtypes: {dt} takes {dt.itemsize}-byte codes but the codes are {arr.dtype}; "
-            f"pass the array lowp.encode returned"
-        )
     return arr.view(dt)
 

@@ -26,7 +26,16 @@ import numpy as np
 import lowp
 from ._errors import FormatError, OptionError
 
-__all__ = ["Chop", "FaultChop", "Customs"]
+__all__ = ["Chop", "FaultChop", "Customs", "backend"]
+
+
+def backend(lib: str = "numpy", verbose: Any = 0) -> None:
+    """Pychop's ``pychop.backend(lib)``, so ``import lowp.compat as pychop`` keeps working. lowp needs no
+    backend choice: it takes NumPy arrays and torch CPU tensors whatever is set; JAX and TensorFlow are refused."""
+    if lib not in ("numpy", "torch", "auto"):
+        raise OptionError(f"backend {lib!r}: lowp.compat takes NumPy arrays and torch CPU tensors ('numpy', 'torch')")
+    if verbose:
+        print(f"lowp.compat: backend {lib!r} (lowp dispatches on the input's type)")
 
 
 @dataclass
