@@ -1,7 +1,8 @@
 //! Opt-in (`cargo test --release -p lowp --test full_sweep -- --ignored`): every one of the 2^32 float32
 //! bit patterns through the kernel and the reference, for every preset of 8 bits or fewer. Modes:
 //! `LOWP_SWEEP_MODES` (comma-separated names, default `nearest_even`; `all` for the seven deterministic
-//! modes). About 10 minutes per mode on 2 cores.
+//! modes). `LOWP_SWEEP_FORMATS` (comma-separated names) limits the formats. About 10 minutes per mode on 2
+//! cores for all of them, about one per format.
 
 use lowp::round::{reference, round_with_isa};
 use lowp::{Format, Isa, Rounding, RoundingMode};
@@ -15,7 +16,10 @@ fn every_float32_bit_pattern() {
         Ok(list) => list.split(',').map(|m| RoundingMode::parse(m).unwrap()).collect(),
         Err(_) => vec![RoundingMode::NearestEven],
     };
-    let fmts: Vec<Format> = Format::presets().into_iter().filter(|f| f.bits() <= 8).collect();
+    let fmts: Vec<Format> = match std::env::var("LOWP_SWEEP_FORMATS").as_deref() {
+        Ok(list) => list.split(',').map(|f| Format::parse(f).unwrap()).collect(),
+        Err(_) => Format::presets().into_iter().filter(|f| f.bits() <= 8).collect(),
+    };
     const BLOCK: u64 = 1 << 20;
     for fmt in &fmts {
         for &mode in &modes {

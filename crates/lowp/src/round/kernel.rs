@@ -190,6 +190,12 @@ macro_rules! float_kernel {
                 emin_b: I,
                 fast_emin: I,
                 fast_ok: bool,
+                /// Fast path of formats without mantissa bits (e8m0): whether it applies, the smallest input
+                /// exponent field it takes (normal in the data type and at least the format's min normal), and
+                /// the parity that turns an input exponent field into the parity of the format's code.
+                pow2_ok: bool,
+                pow2_emin: I,
+                pow2_parity: U,
                 /// Bits of the smallest subnormal (the fast path's result for values below one quantum).
                 big_step: U,
                 /// Encoding constants.
@@ -246,6 +252,9 @@ macro_rules! float_kernel {
                             (emin as i64 + ($BIAS) as i64).clamp(1, 4096) as I
                         },
                         fast_ok: limited && m >= 1 && (m as u32) < MAN && sr_bits >= W,
+                        pow2_ok: limited && m == 0,
+                        pow2_emin: (emin as i64 + ($BIAS) as i64).clamp(1, 4096) as I,
+                        pow2_parity: ((($BIAS) as i64 - fmt.bias() as i64) & 1) as U,
                         big_step: if limited && fmt.min_subnormal() >= F::MIN_POSITIVE as f64 { bits_of(fmt.min_subnormal()) } else { 0 },
                         enc_min_normal: if limited { bits_of(fmt.min_normal()) } else { 0 },
                         enc_sub_scale1: pw(s1),
@@ -475,6 +484,40 @@ macro_rules! float_kernel {
                 (if keep_sign { out | sign } else { out }, ok)
             }
 
+            /// The common case of formats without mantissa bits (e8m0, e<E>m0), whose values are powers of
+            /// two: a finite input, normal in the data type and at least the format's min normal, rounds to 2^e
+            /// or 2^(e+1), decided by its mantissa alone (ties to the even code); in an unsigned format a
+            /// negative input gives NaN. Returns the result and whether the lane qualified, as `fast_lane` does.
+            #[inline(always)]
+            fn pow2_lane<const ID: u8>(p: &Params, u: U, r: U) -> (U, bool) {
+                use modes::*;
+                let mode = ID & !GENERAL;
+                let sign = u & SIGN;
+                let neg = sign != 0;
+                let a = u & ABS;
+                let e = (a >> MAN) as I;
+                // Negative numbers (and -inf) have no value in an unsigned format: NaN, as in `round_bits`.
+                let neg_unsigned = p.unsigned & neg & (a != 0) & (a <= INF);
+                let ok = neg_unsigned | ((e >= p.pow2_emin) & (e < (1 << (W - 1 - MAN)) - 1));
+                let frac = a & ((1 << MAN) - 1);
+                let half = 1 << (MAN - 1);
+                let code_odd = ((e as U) ^ p.pow2_parity) & 1 != 0;
+                let up = match mode {
+                    NE => frac + code_odd as U > half,
+                    NZ => frac > half,
+                    NA => frac >= half,
+                    TZ => false,
+                    TP => (frac != 0) & !neg,
+                    TN => (frac != 0) & neg,
+                    ODD => (frac != 0) & !code_odd,
+                    SR => ((frac << (W - MAN)) & p.sr_mask) > !(r & p.sr_mask),
+                    _ => (frac != 0) & ((r >> (W - 1)) != 0),
+                };
+                let out = overflow::<ID>(p, ((e as U) + up as U) << MAN, neg);
+                let nan = <F as Element>::nan(false).to_bits() | SIGN;
+                (if neg_unsigned { nan } else { out | sign }, ok)
+            }
+
             #[inline(always)]
             fn load_block(s: &[F]) -> [U; L] {
                 let mut x = [0 as U; L];
@@ -492,6 +535,17 @@ macro_rules! float_kernel {
                     let mut ok = true;
                     for i in 0..L {
                         let (v, o) = fast_lane::<ID>(p, x[i], draw::<ID>(rng, at.wrapping_add(i as u64)));
+                        out[i] = v;
+                        ok &= o;
+                    }
+                    if ok {
+                        return out;
+                    }
+                } else if p.pow2_ok {
+                    let mut out = [0 as U; L];
+                    let mut ok = true;
+                    for i in 0..L {
+                        let (v, o) = pow2_lane::<ID>(p, x[i], draw::<ID>(rng, at.wrapping_add(i as u64)));
                         out[i] = v;
                         ok &= o;
                     }
