@@ -7,7 +7,10 @@
 
 use half::{bf16, f16};
 use lowp::{Element, Error, FlipScope, Format, Rounding, RoundingMode, Specials};
-use numpy::{PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 use rayon::prelude::*;
@@ -34,6 +37,28 @@ fn to_py(e: Error) -> PyErr {
         _ => "LowpError",
     };
     raise(class, e.to_string())
+}
+
+/// Borrows an array for reading: an array that another call is writing is an error, not a panic.
+fn read<'py, T: numpy::Element>(a: &Bound<'py, PyArray1<T>>) -> PyResult<PyReadonlyArray1<'py, T>> {
+    a.try_readonly().map_err(|e| {
+        raise("LowpError", format!("cannot read the array ({e}): another thread's lowp call is writing it"))
+    })
+}
+
+/// Borrows an array for writing: a read-only array, or one in use by another call, is an error.
+fn write<'py, T: numpy::Element>(a: &Bound<'py, PyArray1<T>>) -> PyResult<PyReadwriteArray1<'py, T>> {
+    a.try_readwrite().map_err(|e| {
+        raise("LowpError", format!("cannot write the array ({e}): it is read-only or in use by another lowp call"))
+    })
+}
+
+fn check_len(input: usize, output: usize) -> PyResult<()> {
+    if input == output {
+        Ok(())
+    } else {
+        Err(to_py(Error::LengthMismatch { input, output }))
+    }
 }
 
 fn unsupported_dtype(what: &str, dtype: &str, accepted: &str) -> PyErr {
@@ -83,14 +108,14 @@ impl PyFormat {
     }
 
     #[staticmethod]
-    #[pyo3(signature = (exp_bits, man_bits, bias=None, subnormals=true, specials="ieee", saturate=false))]
+    #[pyo3(signature = (exp_bits, man_bits, bias=None, subnormals=Truthy(true), specials="ieee", saturate=Truthy(false)))]
     fn custom(
-        exp_bits: u32,
-        man_bits: u32,
-        bias: Option<i32>,
-        subnormals: bool,
+        exp_bits: i64,
+        man_bits: i64,
+        bias: Option<i64>,
+        subnormals: Truthy,
         specials: &str,
-        saturate: bool,
+        saturate: Truthy,
     ) -> PyResult<Self> {
         let sp = match specials.to_ascii_lowercase().as_str() {
             "ieee" => Specials::Ieee,
@@ -103,37 +128,70 @@ impl PyFormat {
                 ))))
             }
         };
-        let f = Format::custom(exp_bits, man_bits, bias, sp).map_err(to_py)?;
-        Ok(PyFormat { inner: f.with_subnormals(subnormals).with_saturation(saturate) })
+        let bias = bias.map(|b| small_int("bias", b, i64::from(i32::MIN), i64::from(i32::MAX))).transpose()?;
+        let f = Format::custom(
+            small_int("exp_bits", exp_bits, 0, 64)? as u32,
+            small_int("man_bits", man_bits, 0, 64)? as u32,
+            bias.map(|b| b as i32),
+            sp,
+        )
+        .map_err(to_py)?;
+        Ok(PyFormat { inner: f.with_subnormals(subnormals.0).with_saturation(saturate.0) })
     }
 
     #[staticmethod]
-    fn from_chop(t: u32, emax: i32) -> PyResult<Self> {
+    fn from_chop(t: i64, emax: i64) -> PyResult<Self> {
+        let t = small_int("t", t, 0, 64)? as u32;
+        let emax = small_int("emax", emax, i64::from(i32::MIN), i64::from(i32::MAX))? as i32;
         Ok(PyFormat { inner: Format::from_chop(t, emax).map_err(to_py)? })
     }
 
     #[pyo3(signature = (*, subnormals=None, saturate=None, keep_inf=None, exponent_limit=None))]
     fn with_options(
         &self,
-        subnormals: Option<bool>,
-        saturate: Option<bool>,
-        keep_inf: Option<bool>,
-        exponent_limit: Option<bool>,
-    ) -> Self {
+        subnormals: Option<&Bound<'_, PyAny>>,
+        saturate: Option<&Bound<'_, PyAny>>,
+        keep_inf: Option<&Bound<'_, PyAny>>,
+        exponent_limit: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let flag = |v: Option<&Bound<'_, PyAny>>| v.filter(|v| !v.is_none()).map(|v| v.is_truthy()).transpose();
         let mut f = self.inner.clone();
-        if let Some(on) = subnormals {
+        if let Some(on) = flag(subnormals)? {
             f = f.with_subnormals(on);
         }
-        if let Some(on) = saturate {
+        if let Some(on) = flag(saturate)? {
             f = f.with_saturation(on);
         }
-        if let Some(on) = keep_inf {
+        if let Some(on) = flag(keep_inf)? {
             f = f.with_propagate_inf(on);
         }
-        if let Some(on) = exponent_limit {
+        if let Some(on) = flag(exponent_limit)? {
             f = f.with_exponent_limit(on);
         }
-        PyFormat { inner: f }
+        Ok(PyFormat { inner: f })
+    }
+
+    /// Pickling: the name (or, for custom formats, the fields) and the options, checked to rebuild this
+    /// very format.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, FormatState)> {
+        let f = &slf.get().inner;
+        let mut state = FormatState(
+            true,
+            f.name().to_string(),
+            (f.exp_bits(), f.man_bits(), f.bias(), specials_name(f.specials()).to_string()),
+            (f.subnormals(), f.saturate(), f.propagate_inf(), f.exponent_limit()),
+        );
+        if restore(&state).ok().as_ref() != Some(f) {
+            state.0 = false;
+            if restore(&state).ok().as_ref() != Some(f) {
+                return Err(raise(
+                    "LowpError",
+                    format!("{f} cannot be pickled: neither its name nor its fields rebuild it"),
+                ));
+            }
+        }
+        let ctor = slf.py().import("lowp._lowp")?.getattr("_format_from_state")?;
+        Ok((ctor, state))
     }
 
     #[getter]
@@ -280,6 +338,60 @@ fn short(v: f64) -> String {
     }
 }
 
+/// A flag taken by truthiness, as Python code passes them (`subnormal=0` in chop-style code).
+struct Truthy(bool);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Truthy {
+    type Error = PyErr;
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Truthy(obj.is_truthy()?))
+    }
+}
+
+/// An integer argument in `lo..=hi`, or an error naming it.
+fn small_int(what: &str, v: i64, lo: i64, hi: i64) -> PyResult<i64> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(to_py(Error::InvalidFormat(format!("{what}={v} is out of range ({lo}..={hi})"))))
+    }
+}
+
+/// What pickles a Format: whether its name rebuilds it, the name, the fields (E, M, bias, specials) and the
+/// options (subnormals, saturation, inf kept, exponent limit).
+#[derive(IntoPyObject, FromPyObject)]
+struct FormatState(bool, String, (u32, u32, i32, String), (bool, bool, bool, bool));
+
+fn restore(state: &FormatState) -> lowp::Result<Format> {
+    let FormatState(by_name, name, (e, m, bias, specials), (sub, sat, keep_inf, explim)) = state;
+    let base = if *by_name {
+        Format::parse(name)?
+    } else {
+        let sp = match specials.as_str() {
+            "ieee" => Specials::Ieee,
+            "fn" => Specials::Fn,
+            "fnuz" => Specials::Fnuz,
+            "none" => Specials::Finite,
+            "extended" => Specials::Extended,
+            "unsigned_inf" => Specials::Unsigned { inf: true },
+            _ => Specials::Unsigned { inf: false },
+        };
+        Format::custom(*e, *m, Some(*bias), sp)?
+    };
+    Ok(base.with_subnormals(*sub).with_saturation(*sat).with_propagate_inf(*keep_inf).with_exponent_limit(*explim))
+}
+
+/// Rebuilds a pickled Format.
+#[pyfunction]
+fn _format_from_state(
+    by_name: bool,
+    name: String,
+    fields: (u32, u32, i32, String),
+    options: (bool, bool, bool, bool),
+) -> PyResult<PyFormat> {
+    Ok(PyFormat { inner: restore(&FormatState(by_name, name, fields, options)).map_err(to_py)? })
+}
+
 /// Names of the presets, in the order of FORMATS.md.
 #[pyfunction]
 fn formats() -> Vec<String> {
@@ -300,16 +412,16 @@ fn aliases() -> Vec<(String, String)> {
 
 fn rounding(mode: &str, seed: u64, flip_prob: f64, flip_scope: &str) -> PyResult<Rounding> {
     let mut r = Rounding::new(RoundingMode::parse(mode).map_err(to_py)?).with_seed(seed);
+    let scope = match flip_scope {
+        "significand" => FlipScope::Significand,
+        "code" => FlipScope::Code,
+        other => {
+            return Err(to_py(Error::InvalidOption(format!(
+                "flip_scope `{other}`: accepted \"significand\" (chop, CPFloat) or \"code\" (any bit)"
+            ))))
+        }
+    };
     if flip_prob != 0.0 {
-        let scope = match flip_scope {
-            "significand" => FlipScope::Significand,
-            "code" => FlipScope::Code,
-            other => {
-                return Err(to_py(Error::InvalidOption(format!(
-                    "flip_scope `{other}`: accepted \"significand\" (chop, CPFloat) or \"code\" (any bit)"
-                ))))
-            }
-        };
         r = r.with_flip(flip_prob, scope);
     }
     Ok(r)
@@ -350,30 +462,54 @@ impl Narrow {
             _ => None,
         }
     }
-    fn check(self, fmt: &Format) -> PyResult<()> {
-        let r = match self {
+    fn name(self) -> &'static str {
+        match self {
+            Narrow::F16 => "float16",
+            Narrow::Bf16 => "bfloat16",
+        }
+    }
+
+    /// Whether rounding to `fmt` keeps every result a value of the narrow type (so narrowing is exact).
+    fn fits(self, fmt: &Format) -> lowp::Result<()> {
+        if !fmt.exponent_limit() {
+            return Err(Error::UnsupportedDtype {
+                format: fmt.to_string(),
+                dtype: self.name(),
+                reason: "without an exponent limit its results can leave the data type's range; round float32 data"
+                    .to_string(),
+            });
+        }
+        match self {
             Narrow::F16 => fmt.check_dtype("float16", 10, 65504.0),
             Narrow::Bf16 => fmt.check_dtype("bfloat16", 7, bf16::MAX.to_f64()),
-        };
-        r.map_err(to_py)
+        }
     }
-    /// Decoding also needs the format's smallest magnitude to be a value of the narrow type.
+
+    fn check(self, fmt: &Format) -> PyResult<()> {
+        self.fits(fmt).map_err(to_py)
+    }
+
+    /// Decoding needs every value of the format in the narrow type: precision, largest and smallest value.
     fn check_decode(self, fmt: &Format) -> PyResult<()> {
-        self.check(fmt)?;
-        let (name, smallest) = match self {
-            Narrow::F16 => ("float16", -24),
-            Narrow::Bf16 => ("bfloat16", -133),
+        let name = self.name();
+        let fail =
+            |reason: String| raise("DtypeError", format!("{} cannot be decoded to {name}: {reason}", fmt.name()));
+        match self.fits(fmt) {
+            Ok(()) => {}
+            Err(Error::UnsupportedDtype { reason, .. }) => return Err(fail(reason)),
+            Err(e) => return Err(to_py(e)),
+        }
+        let smallest = match self {
+            Narrow::F16 => -24,
+            Narrow::Bf16 => -133,
         };
         let fmt_smallest = if fmt.has_zero() { fmt.emin() - fmt.man_bits() as i32 } else { fmt.emin() };
         if fmt_smallest < smallest {
-            return Err(to_py(Error::UnsupportedDtype {
-                format: fmt.name().to_string(),
-                dtype: name,
-                reason: format!("its smallest value 2^{fmt_smallest} is below the data type's 2^{smallest}"),
-            }));
+            return Err(fail(format!("its smallest value 2^{fmt_smallest} is below {name}'s 2^{smallest}")));
         }
         Ok(())
     }
+
     fn widen(self, src: &[u16]) -> Vec<f32> {
         let mut out = vec![0f32; src.len()];
         out.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| match self {
@@ -382,6 +518,22 @@ impl Narrow {
         });
         out
     }
+    /// Like `narrow`, but where the original element `orig` was NaN it is written back unchanged.
+    fn narrow_keeping_nan(self, src: &[f32], orig: &[u16], dst: &mut [u16]) {
+        let inf = match self {
+            Narrow::F16 => 0x7c00,
+            Narrow::Bf16 => 0x7f80,
+        };
+        self.narrow(src, dst);
+        dst.par_chunks_mut(1 << 16).zip(orig.par_chunks(1 << 16)).for_each(|(d, o)| {
+            for (d, &o) in d.iter_mut().zip(o) {
+                if o & 0x7fff > inf {
+                    *d = o;
+                }
+            }
+        });
+    }
+
     /// Exact for the values `check` admits; NaN stays NaN with its sign.
     fn narrow(self, src: &[f32], dst: &mut [u16]) {
         dst.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| match self {
@@ -420,17 +572,19 @@ fn round_array(
                 return Err(unsupported_dtype("round", dtype, "float16, bfloat16, float32, float64"));
             };
             n.check(fmt)?;
-            // Widen first and release the borrow of `x`: `out` may be `x` itself (in place).
-            let mut wide = {
-                let bits = x.cast::<PyArray1<u16>>()?.readonly();
+            // Widen first and release the borrow of `x`: `out` may be `x` itself (in place). The source bits
+            // are kept to give NaN inputs back unchanged, payload and sign, as the core does.
+            let (orig, mut wide) = {
+                let bits = read(x.cast::<PyArray1<u16>>()?)?;
                 let src = bits.as_slice()?;
-                py.detach(|| n.widen(src))
+                py.detach(|| (src.to_vec(), n.widen(src)))
             };
-            let mut dst = out.unwrap_or(x).cast::<PyArray1<u16>>()?.readwrite();
+            let mut dst = write(out.unwrap_or(x).cast::<PyArray1<u16>>()?)?;
             let dst = dst.as_slice_mut()?;
+            check_len(orig.len(), dst.len())?;
             py.detach(|| {
                 lowp::round_in_place(fmt, &cfg, &mut wide)?;
-                n.narrow(&wide, dst);
+                n.narrow_keeping_nan(&wide, &orig, dst);
                 Ok(())
             })
             .map_err(to_py)
@@ -448,14 +602,14 @@ fn round_typed<T: Element + numpy::Element>(
     let x = x.cast::<PyArray1<T>>()?;
     match out {
         None => {
-            let mut buf = x.readwrite();
+            let mut buf = write(x)?;
             let buf = buf.as_slice_mut()?;
             py.detach(|| lowp::round_in_place(fmt, cfg, buf)).map_err(to_py)
         }
         Some(out) => {
-            let src = x.readonly();
+            let src = read(x)?;
             let src = src.as_slice()?;
-            let mut dst = out.cast::<PyArray1<T>>()?.readwrite();
+            let mut dst = write(out.cast::<PyArray1<T>>()?)?;
             let dst = dst.as_slice_mut()?;
             py.detach(|| lowp::round(fmt, cfg, src, dst)).map_err(to_py)
         }
@@ -477,13 +631,13 @@ fn encode_array(
     let cfg = rounding(mode, seed, 0.0, "significand")?;
     let fmt = &fmt.inner;
     match dtype {
-        "float32" => encode_from::<f32>(py, x.cast::<PyArray1<f32>>()?.readonly().as_slice()?, out, fmt, &cfg),
-        "float64" => encode_from::<f64>(py, x.cast::<PyArray1<f64>>()?.readonly().as_slice()?, out, fmt, &cfg),
+        "float32" => encode_from::<f32>(py, read(x.cast::<PyArray1<f32>>()?)?.as_slice()?, out, fmt, &cfg),
+        "float64" => encode_from::<f64>(py, read(x.cast::<PyArray1<f64>>()?)?.as_slice()?, out, fmt, &cfg),
         _ => {
             let Some(n) = Narrow::parse(dtype) else {
                 return Err(unsupported_dtype("encode", dtype, "float16, bfloat16, float32, float64"));
             };
-            let bits = x.cast::<PyArray1<u16>>()?.readonly();
+            let bits = read(x.cast::<PyArray1<u16>>()?)?;
             let src = bits.as_slice()?;
             let wide = py.detach(|| n.widen(src));
             encode_from::<f32>(py, &wide, out, fmt, &cfg)
@@ -500,7 +654,7 @@ fn encode_from<T: Element>(
 ) -> PyResult<()> {
     macro_rules! to {
         ($c:ty) => {{
-            let mut dst = out.cast::<PyArray1<$c>>()?.readwrite();
+            let mut dst = write(out.cast::<PyArray1<$c>>()?)?;
             let dst = dst.as_slice_mut()?;
             py.detach(|| lowp::encode(fmt, cfg, src, dst)).map_err(to_py)
         }};
@@ -526,7 +680,7 @@ fn decode_array(
     let fmt = &fmt.inner;
     macro_rules! from {
         ($c:ty) => {{
-            let src = codes.cast::<PyArray1<$c>>()?.readonly();
+            let src = read(codes.cast::<PyArray1<$c>>()?)?;
             let src = src.as_slice()?;
             match dtype {
                 "float32" => decode_to::<$c, f32>(py, fmt, src, out),
@@ -536,8 +690,9 @@ fn decode_array(
                         return Err(unsupported_dtype("decode", dtype, "float16, bfloat16, float32, float64"));
                     };
                     n.check_decode(fmt)?;
-                    let mut dst = out.cast::<PyArray1<u16>>()?.readwrite();
+                    let mut dst = write(out.cast::<PyArray1<u16>>()?)?;
                     let dst = dst.as_slice_mut()?;
+                    check_len(src.len(), dst.len())?;
                     py.detach(|| {
                         let mut wide = vec![0f32; src.len()];
                         lowp::decode(fmt, src, &mut wide)?;
@@ -564,7 +719,7 @@ fn decode_to<C: lowp::CodeInt, T: Element + numpy::Element>(
     src: &[C],
     out: &Bound<'_, PyUntypedArray>,
 ) -> PyResult<()> {
-    let mut dst = out.cast::<PyArray1<T>>()?.readwrite();
+    let mut dst = write(out.cast::<PyArray1<T>>()?)?;
     let dst = dst.as_slice_mut()?;
     py.detach(|| lowp::decode(fmt, src, dst)).map_err(to_py)
 }
@@ -595,6 +750,7 @@ fn unpack<'py>(
 fn _lowp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyFormat>()?;
     m.add_function(wrap_pyfunction!(formats, m)?)?;
+    m.add_function(wrap_pyfunction!(_format_from_state, m)?)?;
     m.add_function(wrap_pyfunction!(aliases, m)?)?;
     m.add_function(wrap_pyfunction!(modes, m)?)?;
     m.add_function(wrap_pyfunction!(mode_name, m)?)?;

@@ -172,13 +172,25 @@ def test_stochastic_draws_fresh_bits_per_call_and_is_seeded_per_object():
 
 
 def test_randfunc_supplies_the_random_numbers():
-    x = np.array([1 + 2.0**-12, -(1 + 2.0**-12), 1.0])
+    """MATLAB chop's rule: the magnitude goes up (away from zero) when r <= fraction (mode 5) or r <= 1/2."""
+    x = np.array([1 + 2.0**-12, -(1 + 2.0**-12), 1.0])  # a quarter of the way up in magnitude; exact
     up = FaultChop("h", rmode=5, randfunc=lambda n: np.zeros(n))(x)
-    down = FaultChop("h", rmode=5, randfunc=lambda n: np.ones(n) * 0.999)(x)
-    assert up.tolist() == [1 + 2.0**-10, -1.0, 1.0]  # r = 0 < fraction: away from the lower neighbour
-    assert down.tolist() == [1.0, -(1 + 2.0**-10), 1.0]
-    half = FaultChop("h", rmode=6, randfunc=lambda n: np.full(n, 0.49))(x)
+    down = FaultChop("h", rmode=5, randfunc=lambda n: np.full(n, 0.999))(x)
+    at = FaultChop("h", rmode=5, randfunc=lambda n: np.full(n, 0.25))(x)  # r == fraction: up
+    assert up.tolist() == [1 + 2.0**-10, -(1 + 2.0**-10), 1.0]
+    assert down.tolist() == [1.0, -1.0, 1.0]
+    assert at.tolist() == up.tolist()
+    half = FaultChop("h", rmode=6, randfunc=lambda n: np.full(n, 0.5))(x)
     assert half.tolist() == up.tolist()
+    # Above max, the upper neighbour is max + ulp(max) = 65536, and going up overflows to inf.
+    over = np.array([65530.0, -65530.0])  # 26/32 of the way from 65504 to 65536
+    assert FaultChop("h", rmode=5, randfunc=lambda n: np.zeros(n))(over).tolist() == [np.inf, -np.inf]
+    assert FaultChop("h", rmode=5, randfunc=lambda n: np.full(n, 0.9))(over).tolist() == [65504.0, -65504.0]
+    assert np.isnan(FaultChop("e4m3fn", rmode=5, randfunc=lambda n: np.zeros(n))(np.array([460.0]))[0])
+    # types come back as they went in
+    y = FaultChop("h", rmode=5, randfunc=lambda n: np.zeros(n))(np.array([0.1], np.float32))
+    assert y.dtype == np.float32
+    assert np.ndim(FaultChop("h", rmode=5, randfunc=lambda n: np.zeros(n))(0.1)) == 0
 
 
 def test_flip_probability_is_honoured_and_fresh_per_call():
@@ -202,10 +214,35 @@ def test_inputs_of_every_kind():
     assert c(np.ones((2, 3))[:, ::2]).shape == (2, 2)
 
 
+def test_customs_refuses_positional_arguments():
+    with pytest.raises(lowp.OptionError, match="keyword"):
+        Customs(15, 11)
+
+
+def test_formats_wider_than_the_data_round_in_float64_as_pychop_does():
+    x32 = np.random.default_rng(8).standard_normal(1000).astype(np.float32)
+    y = FaultChop("d")(x32)
+    assert y.dtype == np.float32 and np.array_equal(y, x32)
+    h = np.array([0.1, 65504.0, 3.0], np.float16)
+    b = Chop(8, 7)(h)  # bfloat16 results stored back in float16 (65504 -> 65536 -> inf, as in Pychop)
+    assert b.dtype == np.float16
+    assert b.tolist()[0] == float(np.float16(lowp.round(0.1, "bf16"))) and np.isinf(b[1]) and b[2] == 3.0
+
+
+def test_objects_pickle():
+    import pickle
+
+    c = FaultChop("h", rmode=5, random_state=3)
+    d = pickle.loads(pickle.dumps(c))
+    x = np.full(1000, 1 + 2.0**-12)
+    assert np.array_equal(c(x), d(x))
+
+
 def test_backend_calls_are_accepted():
     import lowp.compat as pychop  # scripts that call pychop.backend(...) run after changing the import
 
     pychop.backend("numpy", 1)
+    assert pychop.get_backend() == "numpy"
     backend("torch")
     with pytest.raises(lowp.OptionError, match="jax"):
         backend("jax")

@@ -239,10 +239,23 @@ def round(
     """
     f = _format(fmt, subnormals, saturate)
     m = _mode(mode)
+    p = _probability(flip_prob)
     arr, scalar = _float_input(x, "round")
-    s = _call_seed(seed, m, float(flip_prob))
-    res = _round_data(arr, _DATA_DTYPES[arr.dtype], f, m, s, float(flip_prob), flip_scope, out)
+    s = _call_seed(seed, m, p)
+    if isinstance(out, np.ndarray) and out.dtype.kind == "f" and not out.dtype.isnative:
+        # A non-native `out` (big-endian data rounded in place, say): round natively, then store.
+        _check_out(out.view(out.dtype.newbyteorder("=")), arr, "round")
+        np.copyto(out, _round_data(arr, _DATA_DTYPES[arr.dtype], f, m, s, p, flip_scope, None))
+        return out
+    res = _round_data(arr, _DATA_DTYPES[arr.dtype], f, m, s, p, flip_scope, out)
     return res[()] if scalar and out is None else res
+
+
+def _probability(p: Any) -> float:
+    try:
+        return float(p)
+    except (TypeError, ValueError):
+        raise OptionError(f"flip_prob must be a probability in [0, 1], got {p!r}") from None
 
 
 def _round_bits(bits: np.ndarray, fmt: FormatLike, mode: ModeLike, dtype: str, *, seed: Optional[int] = None,
@@ -251,8 +264,9 @@ def _round_bits(bits: np.ndarray, fmt: FormatLike, mode: ModeLike, dtype: str, *
     """:func:`round` for 16-bit data carried as uint16 bit patterns (``dtype="bfloat16"``: lowp.torch)."""
     f = _format(fmt, subnormals, saturate)
     m = _mode(mode)
-    s = _call_seed(seed, m, float(flip_prob))
-    return _round_data(bits, dtype, f, m, s, float(flip_prob), flip_scope, out)
+    p = _probability(flip_prob)
+    s = _call_seed(seed, m, p)
+    return _round_data(bits, dtype, f, m, s, p, flip_scope, out)
 
 
 def _round_data(arr: np.ndarray, tag: str, f: Format, m: str, s: int, flip_prob: float, flip_scope: str,
@@ -391,7 +405,7 @@ def unpack(buf: Any, bits: int, count: int) -> np.ndarray:
         arr = np.asarray(buf)
         if arr.dtype != np.uint8:
             raise DtypeError(f"unpack: the packed buffer must be bytes or a uint8 array, got dtype {arr.dtype}")
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 0 <= count < 2**62:
         raise OptionError(f"unpack: count must be a non-negative integer, got {count!r}")
     return _lowp.unpack(_contiguous(arr.reshape(-1)), _check_bits(bits), operator.index(count))
 

@@ -18,35 +18,61 @@ draw fresh random bits on every call from a generator seeded once per object (``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 import lowp
-from ._errors import FormatError, OptionError
+from ._errors import DtypeError, FormatError, OptionError
 
-__all__ = ["Chop", "FaultChop", "Customs", "backend"]
+__all__ = ["Chop", "FaultChop", "Customs", "backend", "get_backend"]
+
+
+_backend = "auto"
 
 
 def backend(lib: str = "numpy", verbose: Any = 0) -> None:
     """Pychop's ``pychop.backend(lib)``, so ``import lowp.compat as pychop`` keeps working. lowp needs no
     backend choice: it takes NumPy arrays and torch CPU tensors whatever is set; JAX and TensorFlow are refused."""
+    global _backend
     if lib not in ("numpy", "torch", "auto"):
         raise OptionError(f"backend {lib!r}: lowp.compat takes NumPy arrays and torch CPU tensors ('numpy', 'torch')")
+    _backend = lib
     if verbose:
         print(f"lowp.compat: backend {lib!r} (lowp dispatches on the input's type)")
 
 
-@dataclass
+def get_backend() -> str:
+    """The name last given to :func:`backend` (``"auto"`` until then), as Pychop's ``get_backend``."""
+    return _backend
+
+
 class Customs:
     """A custom format, as Pychop's ``Customs``: ``t`` (significand bits including the hidden bit) and ``emax``,
-    or ``exp_bits`` and ``sig_bits`` (significand bits without the hidden bit)."""
+    or ``exp_bits`` and ``sig_bits`` (significand bits without the hidden bit). Keyword arguments only: Pychop's
+    positional order is (emax, t) and MATLAB chop's is (t, emax), so a positional call would be ambiguous."""
 
-    t: Optional[int] = None
-    emax: Optional[int] = None
-    exp_bits: Optional[int] = None
-    sig_bits: Optional[int] = None
+    def __init__(
+        self,
+        *args: Any,
+        t: Optional[int] = None,
+        emax: Optional[int] = None,
+        exp_bits: Optional[int] = None,
+        sig_bits: Optional[int] = None,
+    ):
+        if args:
+            raise OptionError(
+                "Customs takes keyword arguments (t=, emax=, exp_bits=, sig_bits=): Pychop's positional order is "
+                "(emax, t) and MATLAB chop's (t, emax), so positional values are refused rather than guessed"
+            )
+        self.t, self.emax, self.exp_bits, self.sig_bits = t, emax, exp_bits, sig_bits
+
+    def __repr__(self) -> str:
+        return f"Customs(t={self.t}, emax={self.emax}, exp_bits={self.exp_bits}, sig_bits={self.sig_bits})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Customs) and repr(self) == repr(other)
 
     def format(self) -> lowp.Format:
         """The lowp format these parameters describe."""
@@ -92,6 +118,32 @@ def _mode(rmode: Any) -> str:
     raise OptionError(f"rmode must be a code 1-10 or a name, got {rmode!r}")
 
 
+def _splitmix64(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) % 2**64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+    return z ^ (z >> 31)
+
+
+def _as_float64(X: Any):
+    """X as a float64 NumPy array, and a function that turns a float64 result back into X's kind and dtype."""
+    if type(X).__module__.startswith("torch"):
+        import torch
+
+        t = X.detach()
+        return t.to(torch.float64).numpy(), lambda r: torch.from_numpy(r).to(X.dtype)
+    if isinstance(X, np.ndarray):
+        dtype = X.dtype if X.dtype.kind == "f" else np.dtype(np.float64)
+
+        def back(r: np.ndarray) -> np.ndarray:
+            with np.errstate(over="ignore"):  # storing in the data type overflows as Pychop's does
+                return r.astype(dtype)
+
+        return X.astype(np.float64), back
+    x = np.asarray(X, dtype=np.float64)
+    return x, (lambda r: r[()]) if x.ndim == 0 else (lambda r: r)
+
+
 class _Chopper:
     """What Chop and FaultChop share: a format, a mode, soft errors, and per-call seeds."""
 
@@ -101,16 +153,21 @@ class _Chopper:
         self.random_state = random_state
         self._base = lowp._check_seed(random_state if random_state is not None else 0)
         self._calls = 0
+        self._lock = threading.Lock()
         self._flip_prob = flip_prob
         self.u = fmt.unit_roundoff
         if verbose:
             print(f"The floating point format is with unit-roundoff of {self.u:e} (≈2^{int(np.log2(self.u))}).")
 
     def _next_seed(self) -> int:
-        self._calls += 1
-        return (self._base * 0x2545F4914F6CDD1D + self._calls * lowp._GOLDEN) % 2**64
+        """Call k of an object seeded with s draws from seed splitmix64(splitmix64(s) + k): fresh bits on every
+        call, the same sequence for the same random_state, apart from lowp.round's own sequence."""
+        with self._lock:
+            self._calls += 1
+            k = self._calls
+        return _splitmix64((_splitmix64(self._base ^ 0x6C6F7770) + k) % 2**64)
 
-    def _round(self, X: Any, mode: str, flip_prob: float, seed: int) -> Any:
+    def _round_native(self, X: Any, mode: str, flip_prob: float, seed: int) -> Any:
         if type(X).__module__.startswith("torch"):
             from lowp import torch as lowp_torch
 
@@ -119,6 +176,17 @@ class _Chopper:
             X = X.astype(np.float64)
         return lowp.round(X, self.format, mode, seed=seed, flip_prob=flip_prob)
 
+    def _round(self, X: Any, mode: str, flip_prob: float, seed: int) -> Any:
+        """As Pychop does, a format wider than the data (FaultChop('d') on float32) is rounded in float64 and
+        stored back in the data's dtype; lowp.round refuses that instead."""
+        try:
+            return self._round_native(X, mode, flip_prob, seed)
+        except DtypeError:
+            if getattr(X, "dtype", None) is None or str(X.dtype).split(".")[-1] == "float64":
+                raise
+            x, back = _as_float64(X)
+            return back(self._round_native(x, mode, flip_prob, seed))
+
     def __call__(self, X: Any) -> Any:
         """Round ``X`` (NumPy array, torch CPU tensor, list or scalar) to the format; same type and dtype out."""
         needs_seed = self._flip_prob > 0 or lowp._lowp.mode_is_stochastic(self.mode)
@@ -126,6 +194,15 @@ class _Chopper:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.format.name}, mode={self.mode}, u={self.u:g})"
+
+    def __getstate__(self) -> dict:  # picklable (the lock is not)
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
 
 class Chop(_Chopper):
@@ -154,7 +231,8 @@ class FaultChop(_Chopper):
     ``'q52'`` and their long names, any lowp format name, or ``customs``), ``subnormal`` (default: off for
     bfloat16 as in chop, on otherwise), ``rmode``, soft errors (``flip``: each rounded element has one random
     significand bit flipped with probability ``p``), ``explim=0`` to ignore the exponent range, ``randfunc(n)``
-    to supply the uniform random numbers of stochastic rounding, and ``random_state``."""
+    to supply the uniform random numbers of stochastic rounding (MATLAB chop's rule: the magnitude goes up when
+    r <= its fraction, or r <= 1/2 for rmode 6), and ``random_state``."""
 
     def __init__(
         self,
@@ -194,15 +272,24 @@ class FaultChop(_Chopper):
         return self._with_randfunc(X)
 
     def _with_randfunc(self, X: Any) -> Any:
-        """Stochastic rounding with the caller's uniform numbers: round up when r < (x - down) / (up - down)
-        (``stochastic``) or r < 1/2 (``stochastic_equal``), x's two neighbours computed exactly by lowp."""
-        x = np.asarray(X, dtype=np.float64) if not isinstance(X, np.ndarray) else X
-        down = self._round(x, "toward_negative", 0.0, 0)
-        up = self._round(x, "toward_positive", 0.0, 0)
+        """Stochastic rounding with the caller's uniform numbers, as MATLAB chop does it: the magnitude goes up
+        (away from zero) when r <= (|x| - lo) / (hi - lo) (``stochastic``) or r <= 1/2 (``stochastic_equal``),
+        lo and hi being |x|'s neighbours, computed exactly by lowp. Above max, hi is max + ulp(max), and going
+        up overflows as the format does under nearest rounding."""
+        x, back = _as_float64(X)
+        f = self.format
+        mag = np.abs(x)
+        lo = lowp.round(mag, f, "toward_negative")
+        hi = lowp.round(mag, f, "toward_positive")
+        beyond = np.ldexp(1.0, f.emax - f.man_bits) + f.max
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            hi_val = np.where(np.isfinite(hi), hi, beyond)
+            frac = (mag - lo) / (hi_val - lo) if self.mode == "stochastic" else np.full(x.shape, 0.5)
         r = np.asarray(self.randfunc(x.size), dtype=np.float64).reshape(x.shape)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            frac = (x - down) / (up - down) if self.mode == "stochastic" else np.full(x.shape, 0.5)
-        res = np.where((up == down) | ~(r < frac), down, up).astype(x.dtype)
+        exact = (lo == hi) | ~np.isfinite(mag)
+        up = ~exact & (r <= frac)
+        res_mag = np.where(up, lowp.round(hi_val, f), lo)
+        res = np.where(exact, lowp.round(x, f), np.copysign(res_mag, x))
         if self._flip_prob > 0:  # rounding an exact value changes nothing but applies the soft errors
-            res = self._round(res, "toward_zero", self._flip_prob, self._next_seed())
-        return res
+            res = lowp.round(res, f, "toward_zero", flip_prob=self._flip_prob, seed=self._next_seed())
+        return back(res)

@@ -35,7 +35,7 @@ def _check_tensor(t: Any, what: str) -> _torch.Tensor:
         raise DtypeError(f"{what}: lowp works on CPU tensors; this one is on {t.device} (move it with .cpu())")
     if t.dtype not in _NUMPY_VIEW and t.dtype != _torch.bfloat16:
         raise DtypeError(f"{what}: unsupported dtype {t.dtype}. Accepted: float16, bfloat16, float32, float64")
-    return t.detach()
+    return t.detach().resolve_neg().resolve_conj()
 
 
 def round(
@@ -56,7 +56,9 @@ def round(
     kw = dict(seed=seed, subnormals=subnormals, saturate=saturate, flip_prob=flip_prob, flip_scope=flip_scope)
     if out is not None:
         dst = _check_tensor(out, "lowp.torch.round (out)")
-        if dst.dtype != src.dtype or dst.shape != src.shape:
+        if dst.dtype != src.dtype:
+            raise DtypeError(f"lowp.torch.round: out is {dst.dtype} but the input is {src.dtype}; they must match")
+        if dst.shape != src.shape:
             raise ShapeError(
                 f"lowp.torch.round: out is {dst.dtype} {tuple(dst.shape)} but the input is {src.dtype} "
                 f"{tuple(src.shape)}; they must match"
