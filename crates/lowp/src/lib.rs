@@ -34,6 +34,7 @@ pub mod codes;
 pub mod dtype;
 mod error;
 pub mod format;
+pub mod quant;
 pub mod round;
 
 pub use codes::{decode, pack, unpack};

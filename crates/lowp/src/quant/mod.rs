@@ -1,0 +1,72 @@
+//! Quantization schemes built on integer grids (FORMATS.md §3): fixed point Q(i.f) and affine integer
+//! quantization (symmetric or with a zero point; per tensor, per channel, per group).
+//!
+//! Every scheme rounds a real number to an integer with a [`RoundingMode`], made explicit because codes in
+//! the field disagree (torch.round is ties-to-even, C's roundf ties-away, many PTQ codes floor(x + 0.5)).
+//! Random draws of the stochastic modes come from the same counter-based generator as the float formats:
+//! a function of (seed, element index), identical for any thread count.
+//!
+//! ```
+//! use lowp::quant::FixedPoint;
+//! use lowp::{Rounding, RoundingMode};
+//!
+//! let q = FixedPoint::parse("q4.4")?; // 8 bits: [-8, 8 - 1/16], step 1/16
+//! let mut codes = [0i64; 3];
+//! q.quantize(&Rounding::default(), &[1.03125f32, -9.0, 7.99], &mut codes)?;
+//! assert_eq!(codes, [16, -128, 127]); // 1.03125 * 16 = 16.5 -> 16 (ties to even); the rest saturate
+//! # Ok::<(), lowp::Error>(())
+//! ```
+
+mod affine;
+mod fixed;
+
+pub use affine::{AffineInt, Granularity, QuantizedInt, Symmetry};
+pub use fixed::{FixedPoint, Overflow};
+
+use crate::round::rng::{draw, STREAM_ROUND};
+use crate::RoundingMode;
+
+/// `v` rounded to an integer under `mode`; `index` picks the random draw of stochastic modes. `v` must be
+/// finite. Written for clarity: the magnitude's integer part and its exact fraction |v| - trunc(|v|) (a
+/// floor-based fraction of a negative number is not always exact), then the mode's rule for going away from
+/// zero.
+///
+/// Stochastic rounding goes away from zero with probability equal to the fraction, compared with a 53-bit
+/// uniform number (`stochastic`); with probability 1/2 for inexact values (`stochastic_equal`); or as
+/// P3109's StochasticA with N random bits (`stochastic:N`).
+pub fn round_to_integer(v: f64, mode: RoundingMode, seed: u64, index: u64) -> f64 {
+    let neg = v < 0.0;
+    let a = v.abs();
+    let t = a.trunc();
+    let frac = a - t; // exact: the bits of `a` below the units
+    if frac == 0.0 {
+        return v;
+    }
+    let t_odd = (t % 2.0) != 0.0;
+    let away = match mode {
+        RoundingMode::NearestEven => frac > 0.5 || (frac == 0.5 && t_odd),
+        RoundingMode::NearestZero => frac > 0.5,
+        RoundingMode::NearestAway => frac >= 0.5,
+        RoundingMode::TowardPositive => !neg,
+        RoundingMode::TowardNegative => neg,
+        RoundingMode::TowardZero => false,
+        RoundingMode::Odd => !t_odd,
+        RoundingMode::Stochastic => {
+            let u = (draw(seed, STREAM_ROUND, index, 64) >> 11) as f64 * (1.0 / 9007199254740992.0);
+            u < frac
+        }
+        RoundingMode::StochasticEqual => draw(seed, STREAM_ROUND, index, 64) >> 63 == 1,
+        RoundingMode::StochasticBits(n) => {
+            let n = u32::from(n);
+            let scaled = (frac * (n as f64).exp2()).floor() as u128; // frac has at most 53 bits: exact
+            let r = u128::from(draw(seed, STREAM_ROUND, index, 64) >> (64 - n));
+            scaled + r >= 1u128 << n
+        }
+    };
+    let m = if away { t + 1.0 } else { t };
+    if neg {
+        -m
+    } else {
+        m
+    }
+}
