@@ -527,31 +527,38 @@ macro_rules! float_kernel {
                 x
             }
 
-            /// Rounds one block of L bit patterns starting at element `at`.
+            /// `lane` over the L lanes of a block, or None when some lane did not qualify.
+            #[inline(always)]
+            fn all_lanes<const ID: u8>(
+                p: &Params,
+                rng: &Rng,
+                at: u64,
+                x: &[U; L],
+                lane: impl Fn(&Params, U, U) -> (U, bool),
+            ) -> Option<[U; L]> {
+                let mut out = [0 as U; L];
+                let mut ok = true;
+                for i in 0..L {
+                    let (v, o) = lane(p, x[i], draw::<ID>(rng, at.wrapping_add(i as u64)));
+                    out[i] = v;
+                    ok &= o;
+                }
+                ok.then_some(out)
+            }
+
+            /// Rounds one block of L bit patterns starting at element `at`: a fast path when every lane takes
+            /// it, the exact general element function otherwise.
             #[inline(always)]
             fn round_block<const ID: u8>(p: &Params, rng: &Rng, at: u64, x: &[U; L]) -> [U; L] {
-                if ID & GENERAL == 0 && p.fast_ok {
-                    let mut out = [0 as U; L];
-                    let mut ok = true;
-                    for i in 0..L {
-                        let (v, o) = fast_lane::<ID>(p, x[i], draw::<ID>(rng, at.wrapping_add(i as u64)));
-                        out[i] = v;
-                        ok &= o;
-                    }
-                    if ok {
-                        return out;
-                    }
+                let fast = if ID & GENERAL == 0 && p.fast_ok {
+                    all_lanes::<ID>(p, rng, at, x, fast_lane::<ID>)
                 } else if p.pow2_ok {
-                    let mut out = [0 as U; L];
-                    let mut ok = true;
-                    for i in 0..L {
-                        let (v, o) = pow2_lane::<ID>(p, x[i], draw::<ID>(rng, at.wrapping_add(i as u64)));
-                        out[i] = v;
-                        ok &= o;
-                    }
-                    if ok {
-                        return out;
-                    }
+                    all_lanes::<ID>(p, rng, at, x, pow2_lane::<ID>)
+                } else {
+                    None
+                };
+                if let Some(out) = fast {
+                    return out;
                 }
                 let mut out = [0 as U; L];
                 for i in 0..L {
