@@ -2,6 +2,7 @@
 //! point) per tensor, per channel or per group of G consecutive elements along an axis.
 
 use super::fixed::check_len;
+use super::layout::Layout;
 use super::round_to_integer;
 use crate::error::{Error, Result};
 use crate::{round_value, Element, Format, Rounding, RoundingMode};
@@ -269,51 +270,5 @@ impl std::fmt::Display for AffineInt {
             write!(f, ":scale={}", self.scale_format.name())?;
         }
         Ok(())
-    }
-}
-
-/// A C-order tensor seen as (outer, axis length, inner), and the block of each element.
-struct Layout {
-    outer: usize,
-    len: usize,
-    inner: usize,
-    gran: Granularity,
-}
-
-impl Layout {
-    fn new(shape: &[usize], axis: usize, gran: Granularity) -> Result<Layout> {
-        if axis >= shape.len().max(1) {
-            return Err(Error::InvalidOption(format!("axis {axis} is out of range for a tensor of shape {shape:?}")));
-        }
-        let dims = if shape.is_empty() { &[1][..] } else { shape };
-        Ok(Layout {
-            outer: dims[..axis].iter().product(),
-            len: dims[axis],
-            inner: dims[axis + 1..].iter().product(),
-            gran,
-        })
-    }
-    fn len(&self) -> usize {
-        self.outer * self.len * self.inner
-    }
-    fn groups(&self, g: usize) -> usize {
-        self.len.div_ceil(g)
-    }
-    fn blocks(&self) -> usize {
-        match self.gran {
-            Granularity::Tensor => 1,
-            Granularity::Channel => self.len,
-            Granularity::Group(g) => self.outer * self.groups(g) * self.inner,
-        }
-    }
-    fn block(&self, i: usize) -> usize {
-        let j = i % self.inner;
-        let k = (i / self.inner) % self.len;
-        let o = i / (self.inner * self.len);
-        match self.gran {
-            Granularity::Tensor => 0,
-            Granularity::Channel => k,
-            Granularity::Group(g) => (o * self.groups(g) + k / g) * self.inner + j,
-        }
     }
 }
