@@ -1,5 +1,5 @@
 //! Quantization schemes (FORMATS.md §3-§4): fixed point Q(i.f); affine integer quantization (symmetric or
-//! with a zero point; per tensor, per channel, per group); OCP microscaling (MXFP8/6/4, MXINT8).
+//! with a zero point; per tensor, per channel, per group); OCP microscaling (MXFP8/6/4, MXINT8); NVFP4.
 //!
 //! Every scheme rounds a real number to an integer with a [`RoundingMode`], made explicit because codes in
 //! the field disagree (torch.round is ties-to-even, C's roundf ties-away, many PTQ codes floor(x + 0.5)).
@@ -21,10 +21,12 @@ mod affine;
 mod fixed;
 mod layout;
 mod mx;
+mod nvfp4;
 
 pub use affine::{AffineInt, Granularity, QuantizedInt, Symmetry};
 pub use fixed::{FixedPoint, Overflow};
 pub use mx::{Mx, MxElement, MxQuantized, ScaleRule};
+pub use nvfp4::{Nvfp4, Nvfp4Quantized};
 
 use crate::round::rng::{draw, STREAM_ROUND};
 use crate::RoundingMode;
