@@ -1,5 +1,5 @@
 //! Quantization schemes (FORMATS.md §3-§4): fixed point Q(i.f); affine integer quantization (symmetric or
-//! with a zero point; per tensor, per channel, per group); OCP microscaling (MXFP8/6/4, MXINT8); NVFP4.
+//! with a zero point; per tensor, per channel, per group); OCP microscaling (MXFP8/6/4, MXINT8); NVFP4; block floating point.
 //!
 //! Every scheme rounds a real number to an integer with a [`RoundingMode`], made explicit because codes in
 //! the field disagree (torch.round is ties-to-even, C's roundf ties-away, many PTQ codes floor(x + 0.5)).
@@ -18,12 +18,14 @@
 //! ```
 
 mod affine;
+mod bfp;
 mod fixed;
 mod layout;
 mod mx;
 mod nvfp4;
 
 pub use affine::{AffineInt, Granularity, QuantizedInt, Symmetry};
+pub use bfp::{Bfp, BfpQuantized};
 pub use fixed::{FixedPoint, Overflow};
 pub use mx::{Mx, MxElement, MxQuantized, ScaleRule};
 pub use nvfp4::{Nvfp4, Nvfp4Quantized};
@@ -73,5 +75,16 @@ pub fn round_to_integer(v: f64, mode: RoundingMode, seed: u64, index: u64) -> f6
         -m
     } else {
         m
+    }
+}
+
+/// floor(log2(v)) for finite v > 0, read from the bits (never a floating log2).
+pub(crate) fn exponent_of(v: f64) -> i32 {
+    let bits = v.to_bits();
+    let field = ((bits >> 52) & 0x7ff) as i32;
+    if field == 0 {
+        -1074 + 63 - bits.leading_zeros() as i32
+    } else {
+        field - 1023
     }
 }

@@ -3,7 +3,7 @@
 
 use super::fixed::{check_len, FixedPoint, Overflow};
 use super::layout::Layout;
-use super::Granularity;
+use super::{exponent_of, Granularity};
 use crate::error::{Error, Result};
 use crate::{round_value, Element, Format, Rounding};
 
@@ -279,17 +279,6 @@ impl std::fmt::Display for Mx {
             f.write_str(":ceil")?;
         }
         Ok(())
-    }
-}
-
-/// floor(log2(v)) for finite v > 0, read from the bits.
-fn exponent_of(v: f64) -> i32 {
-    let bits = v.to_bits();
-    let field = ((bits >> 52) & 0x7ff) as i32;
-    if field == 0 {
-        -1074 + 63 - bits.leading_zeros() as i32
-    } else {
-        field - 1023
     }
 }
 
