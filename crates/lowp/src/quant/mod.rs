@@ -1,5 +1,6 @@
 //! Quantization schemes (FORMATS.md §3-§4): fixed point Q(i.f); affine integer quantization (symmetric or
-//! with a zero point; per tensor, per channel, per group); OCP microscaling (MXFP8/6/4, MXINT8); NVFP4; block floating point.
+//! with a zero point; per tensor, per channel, per group); OCP microscaling (MXFP8/6/4, MXINT8); NVFP4;
+//! block floating point.
 //!
 //! Every scheme rounds a real number to an integer with a [`RoundingMode`], made explicit because codes in
 //! the field disagree (torch.round is ties-to-even, C's roundf ties-away, many PTQ codes floor(x + 0.5)).
@@ -8,7 +9,7 @@
 //!
 //! ```
 //! use lowp::quant::FixedPoint;
-//! use lowp::{Rounding, RoundingMode};
+//! use lowp::Rounding;
 //!
 //! let q = FixedPoint::parse("q4.4")?; // 8 bits: [-8, 8 - 1/16], step 1/16
 //! let mut codes = [0i64; 3];
