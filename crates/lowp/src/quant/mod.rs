@@ -1,6 +1,6 @@
 //! Quantization schemes (FORMATS.md §3-§4): fixed point Q(i.f); affine integer quantization (symmetric or
 //! with a zero point; per tensor, per channel, per group); OCP microscaling (MXFP8/6/4, MXINT8); NVFP4;
-//! block floating point.
+//! block floating point; codebooks (NF4, user lists) and BitMoD's per-group choice of FP4/FP3 variants.
 //!
 //! Every scheme rounds a real number to an integer with a [`RoundingMode`], made explicit because codes in
 //! the field disagree (torch.round is ties-to-even, C's roundf ties-away, many PTQ codes floor(x + 0.5)).
@@ -20,6 +20,7 @@
 
 mod affine;
 mod bfp;
+mod codebook;
 mod fixed;
 mod layout;
 mod mx;
@@ -27,6 +28,7 @@ mod nvfp4;
 
 pub use affine::{AffineInt, Granularity, QuantizedInt, Symmetry};
 pub use bfp::{Bfp, BfpQuantized};
+pub use codebook::{BitMod, Codebook, CodebookQuantized, CodebookScheme, NF4};
 pub use fixed::{FixedPoint, Overflow};
 pub use mx::{Mx, MxElement, MxQuantized, ScaleRule};
 pub use nvfp4::{Nvfp4, Nvfp4Quantized};

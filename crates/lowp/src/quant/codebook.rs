@@ -1,0 +1,445 @@
+//! Lookup (codebook) quantization (FORMATS.md §4): NF4 and user codebooks with an absmax scale per group,
+//! and BitMoD's mixture of FP4 / FP3 variants chosen per group by squared error.
+
+use super::fixed::check_len;
+use super::layout::Layout;
+use super::Granularity;
+use crate::error::{Error, Result};
+use crate::round::rng::{draw, STREAM_ROUND};
+use crate::{round_value, Element, Format, Rounding, RoundingMode};
+
+/// NF4: the 16 values of QLoRA's 4-bit NormalFloat (quantiles of N(0, 1) scaled to [-1, 1], with an exact 0),
+/// as published with QLoRA (Dettmers et al., 2023) and used by bitsandbytes.
+pub const NF4: [f64; 16] = [
+    -1.0,
+    -0.6961928009986877,
+    -0.5250730514526367,
+    -0.39491748809814453,
+    -0.28444138169288635,
+    -0.18477343022823334,
+    -0.09105003625154495,
+    0.0,
+    0.07958029955625534,
+    0.16093020141124725,
+    0.24611230194568634,
+    0.33791524171829224,
+    0.44070982933044434,
+    0.5626170039176941,
+    0.7229568362236023,
+    1.0,
+];
+
+/// A sorted list of distinct finite values; a code is an index into it.
+///
+/// # Examples
+/// ```
+/// use lowp::quant::Codebook;
+/// use lowp::RoundingMode;
+/// let c = Codebook::new(&[0.0, 1.0, 3.0, -2.0])?; // sorted: -2, 0, 1, 3
+/// assert_eq!(c.index_of(2.0, RoundingMode::NearestEven, 0, 0)?, 2); // the tie between 1 and 3: even index
+/// assert_eq!(c.index_of(0.4, RoundingMode::TowardPositive, 0, 0)?, 2);
+/// assert_eq!(c.index_of(-9.0, RoundingMode::NearestEven, 0, 0)?, 0); // beyond the ends: clamp
+/// # Ok::<(), lowp::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Codebook {
+    values: Vec<f64>,
+}
+
+impl Codebook {
+    /// A codebook of 2 to 256 distinct finite values (sorted here).
+    pub fn new(values: &[f64]) -> Result<Codebook> {
+        let mut v = values.to_vec();
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(Error::InvalidFormat("codebook values must be finite".into()));
+        }
+        v.sort_by(f64::total_cmp);
+        v.dedup_by(|a, b| a == b);
+        if !(2..=256).contains(&v.len()) {
+            return Err(Error::InvalidFormat(format!("a codebook needs 2 to 256 distinct values, got {}", v.len())));
+        }
+        Ok(Codebook { values: v })
+    }
+
+    /// QLoRA's NF4.
+    pub fn nf4() -> Codebook {
+        Codebook { values: NF4.to_vec() }
+    }
+
+    /// The values, ascending.
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+
+    /// Bits per code: ceil(log2(number of values)).
+    pub fn bits(&self) -> u32 {
+        usize::BITS - (self.values.len() - 1).leading_zeros()
+    }
+
+    /// The largest magnitude.
+    pub fn max_abs(&self) -> f64 {
+        self.values[0].abs().max(self.values[self.values.len() - 1].abs())
+    }
+
+    /// The index `v` rounds to. Values beyond the ends clamp; between two neighbours lo < v < hi the mode
+    /// decides: nearest (distances compared in float64; ties to the even index, or toward / away from zero),
+    /// directed, or stochastic (up with probability (v - lo) / (hi - lo), 1/2, or StochasticA's N bits).
+    /// Round-to-odd has no meaning for a codebook and is an error; so is NaN.
+    pub fn index_of(&self, v: f64, mode: RoundingMode, seed: u64, index: u64) -> Result<usize> {
+        if v.is_nan() {
+            return Err(Error::NotRepresentable {
+                value: v,
+                index: index as usize,
+                format: "codebook".into(),
+                why: "codebooks have no NaN",
+            });
+        }
+        if mode == RoundingMode::Odd {
+            return Err(Error::InvalidOption("round-to-odd has no meaning for a codebook".into()));
+        }
+        let c = &self.values;
+        let hi = c.partition_point(|&x| x < v); // first value >= v
+        if hi == 0 {
+            return Ok(0);
+        }
+        if hi == c.len() {
+            return Ok(c.len() - 1);
+        }
+        if c[hi] == v {
+            return Ok(hi);
+        }
+        let lo = hi - 1;
+        let (dl, dh) = (v - c[lo], c[hi] - v);
+        let smaller_mag = if c[lo].abs() <= c[hi].abs() { lo } else { hi };
+        let larger_mag = lo + hi - smaller_mag;
+        let frac = dl / (c[hi] - c[lo]);
+        let pick = match mode {
+            RoundingMode::NearestEven | RoundingMode::NearestZero | RoundingMode::NearestAway if dl != dh => {
+                if dl < dh {
+                    lo
+                } else {
+                    hi
+                }
+            }
+            RoundingMode::NearestEven => {
+                if lo % 2 == 0 {
+                    lo
+                } else {
+                    hi
+                }
+            }
+            RoundingMode::NearestZero => smaller_mag,
+            RoundingMode::NearestAway => larger_mag,
+            RoundingMode::TowardPositive => hi,
+            RoundingMode::TowardNegative => lo,
+            RoundingMode::TowardZero => smaller_mag,
+            RoundingMode::Stochastic => {
+                let u = (draw(seed, STREAM_ROUND, index, 64) >> 11) as f64 * (1.0 / 9007199254740992.0);
+                if u < frac {
+                    hi
+                } else {
+                    lo
+                }
+            }
+            RoundingMode::StochasticEqual => {
+                if draw(seed, STREAM_ROUND, index, 64) >> 63 == 1 {
+                    hi
+                } else {
+                    lo
+                }
+            }
+            RoundingMode::StochasticBits(n) => {
+                let n = u32::from(n);
+                let scaled = (frac * (n as f64).exp2()).floor() as u128;
+                let r = u128::from(draw(seed, STREAM_ROUND, index, 64) >> (64 - n));
+                if scaled + r >= 1u128 << n {
+                    hi
+                } else {
+                    lo
+                }
+            }
+            RoundingMode::Odd => unreachable!("refused above"),
+        };
+        Ok(pick)
+    }
+}
+
+/// A codebook with an absmax scale per group: scale = amax / max|value|, stored in a float format.
+///
+/// # Examples
+/// ```
+/// use lowp::quant::CodebookScheme;
+/// use lowp::Rounding;
+/// let s = CodebookScheme::parse("nf4:g64")?;
+/// let x: Vec<f32> = (0..64).map(|i| (i as f32 - 32.0) / 8.0).collect(); // amax 4
+/// let q = s.quantize(&Rounding::default(), &x, &[64], 0)?;
+/// assert_eq!(q.scales, [4.0]);
+/// let mut y = vec![0.0f32; 64];
+/// q.dequantize(&mut y)?;
+/// assert_eq!((y[0], y[32]), (-4.0, 0.0));
+/// assert_eq!(q.bits_per_element(), 4.5);
+/// # Ok::<(), lowp::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct CodebookScheme {
+    name: String,
+    codebook: Codebook,
+    group: usize,
+    scale_format: Format,
+}
+
+/// A tensor quantized by a [`CodebookScheme`] or [`BitMod`]: codes (indices, C order), one scale per group,
+/// and for BitMoD the type id of each group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CodebookQuantized {
+    /// The codebooks a group may use (one for a plain codebook scheme, the variants for BitMoD).
+    pub codebooks: Vec<Codebook>,
+    /// Bits per code, per type id and per scale.
+    pub code_bits: u32,
+    /// Bits of a type id (0 for a single codebook).
+    pub type_bits: u32,
+    /// Bits of a stored scale.
+    pub scale_bits: u32,
+    /// Group size.
+    pub group: usize,
+    /// The tensor's shape.
+    pub shape: Vec<usize>,
+    /// The axis groups run along.
+    pub axis: usize,
+    /// Codes, C order.
+    pub codes: Vec<u8>,
+    /// Scales (after rounding to their storage format), in group order.
+    pub scales: Vec<f64>,
+    /// The codebook of each group (all 0 for a single codebook).
+    pub types: Vec<u8>,
+}
+
+impl CodebookScheme {
+    /// `codebook` with an absmax scale per group of `group`, scales stored as float32.
+    pub fn new(name: &str, codebook: Codebook, group: usize) -> Result<CodebookScheme> {
+        if group == 0 {
+            return Err(Error::InvalidFormat("group size 0: groups need at least one element".into()));
+        }
+        Ok(CodebookScheme { name: name.to_string(), codebook, group, scale_format: Format::parse("float32")? })
+    }
+
+    /// `nf4[:g<G>]` (groups of 64 by default, as in QLoRA).
+    pub fn parse(spec: &str) -> Result<CodebookScheme> {
+        let (name, group) = parse_grouped(spec, "nf4", 64, "nf4[:g<group>]")?;
+        CodebookScheme::new(&name, Codebook::nf4(), group)
+    }
+
+    /// Stores scales in `fmt` (rounded to nearest even, saturating).
+    pub fn with_scale_format(mut self, fmt: Format) -> CodebookScheme {
+        self.scale_format = fmt;
+        self
+    }
+
+    /// Quantizes `x` of `shape` in groups along `axis`: scale = amax / max|value| over the group's finite
+    /// values, code = the codebook index of x / scale under the rounding mode (infinities clamp to the ends;
+    /// NaN is an error); an all-zero group has scale 0 and the code of 0 (or nearest to it).
+    pub fn quantize<T: Element>(
+        &self,
+        cfg: &Rounding,
+        x: &[T],
+        shape: &[usize],
+        axis: usize,
+    ) -> Result<CodebookQuantized> {
+        let books = [self.codebook.clone()];
+        quantize_grouped(&books, &self.scale_format, self.group, cfg, x, shape, axis)
+    }
+}
+
+impl std::fmt::Display for CodebookScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:g{}", self.name, self.group)
+    }
+}
+
+/// BitMoD's mixture of datatypes: per group, the FP4 (or FP3) variant with the least squared error.
+///
+/// FP4 variants: the e2m1 grid {0, ±0.5, ±1, ±1.5, ±2, ±3, ±4, ±6} with its redundant -0 code holding one
+/// extra value: +5 or -5 ("extra resolution") or +8 or -8 ("extra asymmetry"). FP3 variants: {0, ±1, ±2, ±4}
+/// plus one of +3, -3, +6, -6. Scale = amax / max|variant| stored as float16; 2 bits of type id per group.
+///
+/// # Examples
+/// ```
+/// use lowp::quant::BitMod;
+/// use lowp::Rounding;
+/// let s = BitMod::parse("bitmod4:g8")?;
+/// let q = s.quantize(&Rounding::default(), &[8.0f32, 4.0, 2.0, 1.0, 0.5, 0.0, 3.0, 6.0], &[8], 0)?;
+/// assert_eq!(q.types, [2]); // the +8 variant holds every value at scale 1: no error at all
+/// assert_eq!(q.scales, [1.0]);
+/// # Ok::<(), lowp::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct BitMod {
+    bits: u32,
+    group: usize,
+}
+
+impl BitMod {
+    /// `bits` 4 (FP4 variants) or 3 (FP3 variants), groups of `group`.
+    pub fn new(bits: u32, group: usize) -> Result<BitMod> {
+        if !(3..=4).contains(&bits) || group == 0 {
+            return Err(Error::InvalidFormat(format!(
+                "bitmod{bits} with groups of {group}: BitMoD has 3- and 4-bit variants and groups of at least one"
+            )));
+        }
+        Ok(BitMod { bits, group })
+    }
+
+    /// `bitmod4[:g<G>]` or `bitmod3[:g<G>]` (groups of 128 by default).
+    pub fn parse(spec: &str) -> Result<BitMod> {
+        let lower = spec.trim().to_ascii_lowercase();
+        let bits = if lower.starts_with("bitmod3") { 3 } else { 4 };
+        let (_, group) =
+            parse_grouped(spec, &format!("bitmod{bits}"), 128, "bitmod4[:g<group>] or bitmod3[:g<group>]")?;
+        BitMod::new(bits, group)
+    }
+
+    /// The candidate codebooks, in type-id order: +extra-resolution, -extra-resolution, +extra-asymmetry,
+    /// -extra-asymmetry.
+    pub fn variants(&self) -> Vec<Codebook> {
+        let (base, extras): (&[f64], [f64; 4]) = if self.bits == 4 {
+            (&[0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0], [5.0, -5.0, 8.0, -8.0])
+        } else {
+            (&[0.0, 1.0, 2.0, 4.0], [3.0, -3.0, 6.0, -6.0])
+        };
+        extras
+            .iter()
+            .map(|&e| {
+                let mut v: Vec<f64> = base.iter().flat_map(|&b| [b, -b]).collect();
+                v.push(e);
+                Codebook::new(&v).expect("BitMoD variants are valid codebooks")
+            })
+            .collect()
+    }
+
+    /// Quantizes `x` in groups along `axis` with every variant and keeps, per group, the one with the least
+    /// squared error of the dequantized values (ties to the lower type id).
+    pub fn quantize<T: Element>(
+        &self,
+        cfg: &Rounding,
+        x: &[T],
+        shape: &[usize],
+        axis: usize,
+    ) -> Result<CodebookQuantized> {
+        quantize_grouped(&self.variants(), &Format::parse("float16")?, self.group, cfg, x, shape, axis)
+    }
+}
+
+impl std::fmt::Display for BitMod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bitmod{}:g{}", self.bits, self.group)
+    }
+}
+
+fn parse_grouped(spec: &str, head: &str, default_group: usize, accepted: &str) -> Result<(String, usize)> {
+    let bad = |why: String| Error::InvalidFormat(format!("scheme `{spec}`: {why}. Accepted: {accepted}"));
+    let lower = spec.trim().to_ascii_lowercase();
+    let mut parts = lower.split(':');
+    if parts.next() != Some(head) {
+        return Err(bad(format!("it must start with {head}")));
+    }
+    let mut group = default_group;
+    for p in parts {
+        match p.strip_prefix('g').and_then(|g| g.parse::<usize>().ok()) {
+            Some(g) => group = g,
+            None => return Err(bad(format!("unknown part `{p}`"))),
+        }
+    }
+    Ok((head.to_string(), group))
+}
+
+/// Quantizes groups with each codebook of `books` and keeps the one with the least squared error.
+fn quantize_grouped<T: Element>(
+    books: &[Codebook],
+    scale_format: &Format,
+    group: usize,
+    cfg: &Rounding,
+    x: &[T],
+    shape: &[usize],
+    axis: usize,
+) -> Result<CodebookQuantized> {
+    if group == 0 {
+        return Err(Error::InvalidFormat("group size 0: groups need at least one element".into()));
+    }
+    let layout = Layout::new(shape, axis, Granularity::Group(group))?;
+    check_len(layout.len(), x.len())?;
+    let xs: Vec<f64> = x.iter().map(|v| v.to_f64()).collect();
+    if let Some(index) = xs.iter().position(|v| v.is_nan()) {
+        return Err(Error::NotRepresentable {
+            value: f64::NAN,
+            index,
+            format: "codebook".into(),
+            why: "codebooks have no NaN",
+        });
+    }
+    let nb = layout.blocks();
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); nb];
+    for i in 0..xs.len() {
+        members[layout.block(i)].push(i);
+    }
+    let sat = scale_format.clone().with_saturation(true);
+    let rne = Rounding::new(RoundingMode::NearestEven);
+    let (mut codes, mut scales, mut types) = (vec![0u8; xs.len()], vec![0.0; nb], vec![0u8; nb]);
+    for (b, idx) in members.iter().enumerate() {
+        let amax = idx.iter().map(|&i| xs[i]).filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs()));
+        let mut best: Option<(f64, usize, f64, Vec<u8>)> = None;
+        for (t, book) in books.iter().enumerate() {
+            let scale = if amax == 0.0 { 0.0 } else { round_value(&sat, &rne, amax / book.max_abs(), 0)? };
+            let mut err = 0.0;
+            let mut cs = Vec::with_capacity(idx.len());
+            for &i in idx {
+                let q = if scale == 0.0 { 0.0 } else { xs[i] / scale };
+                let k = book.index_of(q, cfg.mode, cfg.seed, i as u64)?;
+                if xs[i].is_finite() {
+                    let d = xs[i] - book.values[k] * scale;
+                    err += d * d;
+                }
+                cs.push(k as u8);
+            }
+            if best.as_ref().is_none_or(|(e, ..)| err < *e) {
+                best = Some((err, t, scale, cs));
+            }
+        }
+        let (_, t, scale, cs) = best.expect("at least one codebook");
+        for (&i, c) in idx.iter().zip(cs) {
+            codes[i] = c;
+        }
+        scales[b] = scale;
+        types[b] = t as u8;
+    }
+    Ok(CodebookQuantized {
+        codebooks: books.to_vec(),
+        code_bits: books[0].bits(),
+        type_bits: if books.len() > 1 { usize::BITS - (books.len() - 1).leading_zeros() } else { 0 },
+        scale_bits: scale_format.bits(),
+        group,
+        shape: shape.to_vec(),
+        axis,
+        codes,
+        scales,
+        types,
+    })
+}
+
+impl CodebookQuantized {
+    /// value * scale for every element, C order.
+    pub fn dequantize<T: Element>(&self, out: &mut [T]) -> Result<()> {
+        let layout = Layout::new(&self.shape, self.axis, Granularity::Group(self.group))?;
+        check_len(self.codes.len(), out.len())?;
+        for (i, (o, &c)) in out.iter_mut().zip(&self.codes).enumerate() {
+            let b = layout.block(i);
+            *o = T::from_f64(self.codebooks[usize::from(self.types[b])].values[usize::from(c)] * self.scales[b]);
+        }
+        Ok(())
+    }
+
+    /// Storage in bits per element: codes, plus a scale and a type id per group.
+    pub fn bits_per_element(&self) -> f64 {
+        let n = self.codes.len().max(1) as f64;
+        self.code_bits as f64 + (self.scale_bits + self.type_bits) as f64 * self.scales.len() as f64 / n
+    }
+}

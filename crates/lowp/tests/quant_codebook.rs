@@ -1,0 +1,205 @@
+//! Codebooks (NF4, user lists) and BitMoD against references written here.
+
+use lowp::quant::{BitMod, Codebook, CodebookScheme, NF4};
+use lowp::{Format, Rounding, RoundingMode};
+
+mod common;
+use common::TestRng;
+
+const MODES: [RoundingMode; 6] = [
+    RoundingMode::NearestEven,
+    RoundingMode::NearestZero,
+    RoundingMode::NearestAway,
+    RoundingMode::TowardPositive,
+    RoundingMode::TowardNegative,
+    RoundingMode::TowardZero,
+];
+
+/// Brute force over every value: the candidates at the smallest distance, or the directed neighbour.
+fn reference_index(c: &[f64], v: f64, mode: RoundingMode) -> usize {
+    let below = (0..c.len()).filter(|&i| c[i] <= v).max();
+    let above = (0..c.len()).filter(|&i| c[i] >= v).min();
+    let (lo, hi) = match (below, above) {
+        (None, _) => return 0,
+        (_, None) => return c.len() - 1,
+        (Some(l), Some(h)) if l == h => return l,
+        (Some(l), Some(h)) => (l, h),
+    };
+    let mag = |i: usize| c[i].abs();
+    match mode {
+        RoundingMode::TowardPositive => hi,
+        RoundingMode::TowardNegative => lo,
+        RoundingMode::TowardZero => {
+            if mag(lo) <= mag(hi) {
+                lo
+            } else {
+                hi
+            }
+        }
+        _ => {
+            let (dl, dh) = (v - c[lo], c[hi] - v);
+            if dl < dh {
+                lo
+            } else if dh < dl {
+                hi
+            } else {
+                match mode {
+                    RoundingMode::NearestEven => {
+                        if lo % 2 == 0 {
+                            lo
+                        } else {
+                            hi
+                        }
+                    }
+                    RoundingMode::NearestZero => {
+                        if mag(lo) <= mag(hi) {
+                            lo
+                        } else {
+                            hi
+                        }
+                    }
+                    _ => {
+                        if mag(lo) <= mag(hi) {
+                            hi
+                        } else {
+                            lo
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn codebook_rounding_matches_brute_force() {
+    let books = [
+        Codebook::nf4(),
+        Codebook::new(&[-3.0, -1.0, 0.0, 0.5, 2.0, 7.0]).unwrap(),
+        Codebook::new(&[1.0, 2.0]).unwrap(),
+    ];
+    let mut rng = TestRng::new(8);
+    for book in &books {
+        let c = book.values();
+        let mut xs: Vec<f64> = c.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect(); // ties
+        xs.extend(c.iter().copied());
+        let around: Vec<f64> = xs.iter().flat_map(|&v| [v.next_up(), v.next_down()]).collect();
+        xs.extend(around);
+        xs.extend((0..20_000).map(|_| ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 20.0));
+        xs.extend([f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0]);
+        for mode in MODES {
+            for &v in &xs {
+                assert_eq!(book.index_of(v, mode, 0, 0).unwrap(), reference_index(c, v, mode), "{mode} v={v:e}");
+            }
+        }
+    }
+    assert!(books[0].index_of(f64::NAN, RoundingMode::NearestEven, 0, 0).is_err());
+    assert!(books[0].index_of(0.3, RoundingMode::Odd, 0, 0).unwrap_err().to_string().contains("odd"));
+    // stochastic: one of the two neighbours, up with probability (v - lo) / (hi - lo)
+    let b = Codebook::new(&[0.0, 1.0, 4.0]).unwrap();
+    let ups = (0..100_000).filter(|&i| b.index_of(1.75, RoundingMode::Stochastic, 3, i).unwrap() == 2).count();
+    assert!((ups as f64 / 1e5 - 0.25).abs() < 0.01, "{ups}");
+}
+
+#[test]
+fn nf4_values_and_scheme() {
+    assert_eq!(NF4.len(), 16);
+    assert!(NF4.windows(2).all(|w| w[0] < w[1]) && NF4[0] == -1.0 && NF4[15] == 1.0 && NF4[7] == 0.0);
+    assert_eq!(Codebook::nf4().bits(), 4);
+    let s = CodebookScheme::parse("nf4:g16").unwrap();
+    let mut rng = TestRng::new(2);
+    let mut x: Vec<f64> = (0..100).map(|_| ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 3.0).collect();
+    x[16..32].iter_mut().for_each(|v| *v = 0.0);
+    x[40] = f64::INFINITY;
+    for mode in MODES {
+        let q = s.quantize(&Rounding::new(mode), &x, &[100], 0).unwrap();
+        for (g, start) in (0..100).step_by(16).enumerate() {
+            let blk = &x[start..(start + 16).min(100)];
+            let amax = blk.iter().filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs()));
+            let scale = f64::from(amax as f32);
+            assert_eq!(q.scales[g], scale, "group {g}");
+            for (j, v) in blk.iter().enumerate() {
+                let want = if scale == 0.0 {
+                    reference_index(&NF4, 0.0, mode)
+                } else {
+                    reference_index(&NF4, v / scale, mode)
+                };
+                assert_eq!(usize::from(q.codes[start + j]), want, "{mode} x={v}");
+            }
+        }
+        assert_eq!(q.bits_per_element(), 4.0 + 32.0 * 7.0 / 100.0);
+    }
+    assert!(s.quantize(&Rounding::default(), &[f64::NAN], &[1], 0).is_err());
+}
+
+fn sse(x: &[f64], y: &[f64]) -> f64 {
+    x.iter().zip(y).filter(|(a, _)| a.is_finite()).map(|(a, b)| (a - b) * (a - b)).sum()
+}
+
+#[test]
+fn bitmod_never_loses_to_a_single_variant() {
+    let mut rng = TestRng::new(4);
+    for bits in [4, 3] {
+        let s = BitMod::new(bits, 32).unwrap();
+        let n = 32 * 40 + 7;
+        let x: Vec<f64> = (0..n)
+            .map(|i| {
+                let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                let skew = if (i / 32) % 3 == 0 { 0.3 } else { -0.2 }; // asymmetric groups
+                (u - 0.5 + skew) * 2f64.powi((i / 32 % 7) as i32 - 3)
+            })
+            .collect();
+        let q = s.quantize(&Rounding::default(), &x, &[n], 0).unwrap();
+        let mut y = vec![0f64; n];
+        q.dequantize(&mut y).unwrap();
+        let variants = s.variants();
+        let singles: Vec<Vec<f64>> = variants
+            .iter()
+            .enumerate()
+            .map(|(t, v)| {
+                let one = CodebookScheme::new(&format!("v{t}"), v.clone(), 32)
+                    .unwrap()
+                    .with_scale_format(Format::parse("fp16").unwrap());
+                let qq = one.quantize(&Rounding::default(), &x, &[n], 0).unwrap();
+                let mut yy = vec![0f64; n];
+                qq.dequantize(&mut yy).unwrap();
+                yy
+            })
+            .collect();
+        let mut used = [0usize; 4];
+        for (g, start) in (0..n).step_by(32).enumerate() {
+            let r = start..(start + 32).min(n);
+            let mine = sse(&x[r.clone()], &y[r.clone()]);
+            for (t, yy) in singles.iter().enumerate() {
+                let theirs = sse(&x[r.clone()], &yy[r.clone()]);
+                assert!(mine <= theirs, "bitmod{bits} group {g}: {mine} > variant {t}'s {theirs}");
+            }
+            let t = usize::from(q.types[g]);
+            used[t] += 1;
+            assert_eq!(y[r.clone()], singles[t][r], "group {g}: decodes as its variant");
+        }
+        assert!(used.iter().filter(|&&u| u > 0).count() >= 2, "bitmod{bits}: variants used {used:?}");
+        assert_eq!(q.bits_per_element(), bits as f64 + 18.0 * q.scales.len() as f64 / n as f64);
+    }
+}
+
+#[test]
+fn bitmod_variants_and_names() {
+    let v = BitMod::parse("bitmod4").unwrap().variants();
+    assert_eq!(v.len(), 4);
+    assert!(v.iter().all(|c| c.values().len() == 16));
+    assert!(v[0].values().contains(&5.0) && v[1].values().contains(&-5.0));
+    assert!(v[2].values().contains(&8.0) && v[3].values().contains(&-8.0));
+    let v3 = BitMod::parse("bitmod3:g64").unwrap().variants();
+    assert!(v3.iter().all(|c| c.values().len() == 8));
+    assert!(v3[0].values().contains(&3.0) && v3[3].values().contains(&-6.0));
+    assert_eq!(BitMod::parse("BITMOD4:G128").unwrap().to_string(), "bitmod4:g128");
+    assert_eq!(CodebookScheme::parse("nf4").unwrap().to_string(), "nf4:g64");
+    for bad in ["bitmod4:g0", "bitmod4:x", "bitmod5"] {
+        assert!(BitMod::parse(bad).unwrap_err().to_string().contains("bitmod"), "{bad}");
+    }
+    for bad in ["nf4:g0", "nf5", "nf4:x"] {
+        assert!(CodebookScheme::parse(bad).is_err(), "{bad}");
+    }
+    assert!(Codebook::new(&[1.0]).is_err() && Codebook::new(&[1.0, f64::NAN]).is_err());
+}
