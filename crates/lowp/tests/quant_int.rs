@@ -393,3 +393,73 @@ fn affine_errors_are_clear() {
         "int8:channel:sym:full:scale=float8_e8m0fnu"
     );
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Range choice: percentile clipping and the MSE search
+
+fn dequantized(q: &lowp::quant::QuantizedInt) -> Vec<f64> {
+    let mut y = vec![0f64; q.codes.len()];
+    q.dequantize(&mut y).unwrap();
+    y
+}
+
+#[test]
+fn percentile_clipping_by_nearest_rank() {
+    let x: Vec<f64> = (1..=100).map(f64::from).collect();
+    let q = AffineInt::parse("int8:pct99").unwrap().quantize(&Rounding::default(), &x, &[100], 0).unwrap();
+    assert_eq!(q.scales, [f64::from((99.0f64 / 127.0) as f32)]); // rank ceil(0.99 * 100) = 99: the value 99
+    assert_eq!(q.codes[99], 127); // 100 clips
+    let x: Vec<f64> = (-10..90).map(f64::from).collect();
+    let q = AffineInt::parse("int4:asym:pct90").unwrap().quantize(&Rounding::default(), &x, &[100], 0).unwrap();
+    // 10th percentile: rank 10, the value -1; 90th: rank 90, the value 79
+    assert_eq!(q.scales, [f64::from((80.0f64 / 15.0) as f32)]);
+    let full = AffineInt::parse("int4:asym:pct100").unwrap().quantize(&Rounding::default(), &x, &[100], 0).unwrap();
+    let minmax = AffineInt::parse("int4:asym").unwrap().quantize(&Rounding::default(), &x, &[100], 0).unwrap();
+    assert_eq!((full.scales, full.codes), (minmax.scales, minmax.codes));
+    for bad in ["int4:pct0", "int4:pct101", "int4:pctx"] {
+        assert!(AffineInt::parse(bad).is_err(), "{bad}");
+    }
+    assert_eq!(AffineInt::parse("int8:g32:asym:pct99.9").unwrap().to_string(), "int8:g32:asym:pct99.9");
+}
+
+#[test]
+fn mse_search_picks_the_best_shrink_factor() {
+    let mut rng = TestRng::new(12);
+    let mut x: Vec<f64> = (0..512).map(|_| ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 2.0).collect();
+    x[7] = 9.0; // an outlier that min/max would let set the scale
+    let sse = |y: &[f64]| x.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum::<f64>();
+    for spec in ["int4:sym", "int4:asym", "int3:sym:full"] {
+        let mse = AffineInt::parse(&format!("{spec}:mse")).unwrap();
+        let q = mse.quantize(&Rounding::default(), &x, &[512], 0).unwrap();
+        let base = AffineInt::parse(spec).unwrap().quantize(&Rounding::default(), &x, &[512], 0).unwrap();
+        let (e_mse, e_base) = (sse(&dequantized(&q)), sse(&dequantized(&base)));
+        assert!(e_mse <= e_base, "{spec}: {e_mse} > {e_base}");
+        // the reference search: every factor 1, 0.99, ..., 0.50 by the §3 formulas, keep the smallest error
+        let (qlo, qhi) = mse.code_range();
+        let (mn, mx) = x.iter().fold((0.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+        let best = (0..50)
+            .map(|k| {
+                let f = 1.0 - k as f64 / 100.0;
+                let (s, z) = match mse.symmetry() {
+                    Symmetry::Asymmetric => {
+                        let s = f64::from(((mx - mn) * f / qhi as f64) as f32);
+                        (s, (ref_round(-mn * f / s, RoundingMode::NearestEven) as f64).clamp(qlo as f64, qhi as f64))
+                    }
+                    _ => (f64::from((mn.abs().max(mx.abs()) * f / qhi as f64) as f32), 0.0),
+                };
+                x.iter()
+                    .map(|&v| {
+                        let c = (ref_round(v / s, RoundingMode::NearestEven) as f64 + z).clamp(qlo as f64, qhi as f64);
+                        let d = v - (c - z) * s;
+                        d * d
+                    })
+                    .sum::<f64>()
+            })
+            .fold(f64::INFINITY, f64::min);
+        assert!((e_mse - best).abs() <= 1e-12 * best, "{spec}: {e_mse} vs the reference's {best}");
+        if spec == "int4:sym" {
+            // here the outlier makes clipping pay (the asymmetric grid gains nothing above factor 0.5)
+            assert!(e_mse < 0.8 * e_base, "{spec}: {e_mse} vs {e_base}");
+        }
+    }
+}

@@ -33,6 +33,20 @@ pub enum Symmetry {
     Asymmetric,
 }
 
+/// How a block's range [min, max] (or amax) is chosen before the scale follows from it.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum ScaleChoice {
+    /// The block's finite min and max (absmax for symmetric schemes).
+    #[default]
+    MinMax,
+    /// Clip to the p-th percentile (nearest rank) of |x| (symmetric) or to the (100 - p)-th and p-th
+    /// percentiles of x (asymmetric), p in (0, 100].
+    Percentile(f64),
+    /// The min/max range shrunk by the factor in {1, 0.99, ..., 0.50} whose quantized block (nearest even)
+    /// has the least squared error; ties keep the larger factor.
+    MseSearch,
+}
+
 /// An affine integer scheme: bits, granularity, symmetry, and the format its scales are stored in.
 ///
 /// # Examples
@@ -58,6 +72,7 @@ pub struct AffineInt {
     granularity: Granularity,
     symmetry: Symmetry,
     scale_format: Format,
+    choice: ScaleChoice,
 }
 
 /// A tensor quantized by an [`AffineInt`] scheme: one code per element (C order), one scale and zero point per
@@ -87,7 +102,13 @@ impl AffineInt {
         if granularity == Granularity::Group(0) {
             return Err(Error::InvalidFormat("group size 0: groups need at least one element".into()));
         }
-        Ok(AffineInt { bits, granularity, symmetry, scale_format: Format::parse("float32")? })
+        Ok(AffineInt {
+            bits,
+            granularity,
+            symmetry,
+            scale_format: Format::parse("float32")?,
+            choice: ScaleChoice::MinMax,
+        })
     }
 
     /// Stores scales in `fmt` (e.g. float16, bfloat16, float8_e4m3fn, float8_e8m0fnu): each scale is rounded
@@ -97,9 +118,20 @@ impl AffineInt {
         self
     }
 
-    /// `int<b>[:tensor|:channel|:g<G>][:sym|:asym][:full][:scale=<format>]`, e.g. `int4:g128:asym`,
-    /// `int8:channel:sym`, `int4:g64:sym:scale=bf16`. Defaults: per tensor, symmetric narrow range, float32
-    /// scales.
+    /// Chooses the range by `choice` (min/max by default).
+    pub fn with_scale_choice(mut self, choice: ScaleChoice) -> Result<AffineInt> {
+        if let ScaleChoice::Percentile(p) = choice {
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(Error::InvalidOption(format!("percentile {p}: accepted (0, 100]")));
+            }
+        }
+        self.choice = choice;
+        Ok(self)
+    }
+
+    /// `int<b>[:tensor|:channel|:g<G>][:sym|:asym][:full][:scale=<format>][:minmax|:pct<p>|:mse]`, e.g.
+    /// `int4:g128:asym`, `int8:channel:sym`, `int4:g64:sym:scale=bf16:mse`, `int8:tensor:pct99.9`. Defaults: per
+    /// tensor, symmetric narrow range, float32 scales, min/max range.
     pub fn parse(spec: &str) -> Result<AffineInt> {
         let bad = |why: &str| {
             Error::InvalidFormat(format!(
@@ -115,6 +147,7 @@ impl AffineInt {
             .and_then(|b| b.parse::<u32>().ok())
             .ok_or_else(|| bad("it must start with int<bits>"))?;
         let (mut gran, mut sym, mut full, mut scale) = (Granularity::Tensor, None, false, None);
+        let mut choice = ScaleChoice::MinMax;
         for p in parts {
             match p {
                 "tensor" => gran = Granularity::Tensor,
@@ -126,6 +159,11 @@ impl AffineInt {
                     gran = Granularity::Group(p[1..].parse().unwrap_or(0))
                 }
                 _ if p.starts_with("scale=") => scale = Some(Format::parse(&p["scale=".len()..])?),
+                "minmax" => choice = ScaleChoice::MinMax,
+                "mse" => choice = ScaleChoice::MseSearch,
+                _ if p.starts_with("pct") && p[3..].parse::<f64>().is_ok() => {
+                    choice = ScaleChoice::Percentile(p[3..].parse().unwrap_or(100.0))
+                }
                 _ => return Err(bad(&format!("unknown part `{p}`"))),
             }
         }
@@ -135,10 +173,11 @@ impl AffineInt {
             (_, full) => Symmetry::Symmetric { full_range: full },
         };
         let s = AffineInt::new(bits, gran, symmetry)?;
-        Ok(match scale {
+        let s = match scale {
             Some(f) => s.with_scale_format(f),
             None => s,
-        })
+        };
+        s.with_scale_choice(choice)
     }
 
     /// Bits per code.
@@ -156,6 +195,10 @@ impl AffineInt {
     /// The format scales are stored in.
     pub fn scale_format(&self) -> &Format {
         &self.scale_format
+    }
+    /// How the range is chosen.
+    pub fn scale_choice(&self) -> ScaleChoice {
+        self.choice
     }
 
     /// (lowest code, highest code).
@@ -182,52 +225,107 @@ impl AffineInt {
                 why: "integer codes have no NaN",
             });
         }
-        // Block statistics over finite values.
+        // The finite values of each block.
         let nb = layout.blocks();
-        let (mut lo, mut hi) = (vec![f64::INFINITY; nb], vec![f64::NEG_INFINITY; nb]);
+        let mut members: Vec<Vec<f64>> = vec![Vec::new(); nb];
         for (i, v) in x.iter().enumerate() {
             let v = v.to_f64();
             if v.is_finite() {
-                let b = layout.block(i);
-                lo[b] = lo[b].min(v);
-                hi[b] = hi[b].max(v);
+                members[layout.block(i)].push(v);
             }
         }
-        let (qlo, qhi) = self.code_range();
-        let store = Rounding::new(RoundingMode::NearestEven);
-        let scale_fmt = self.scale_format.clone().with_saturation(true);
         let mut scales = vec![0.0; nb];
         let mut zeros = vec![0; nb];
-        for b in 0..nb {
-            let (mn, mx) = if lo[b] <= hi[b] { (lo[b].min(0.0), hi[b].max(0.0)) } else { (0.0, 0.0) };
-            let raw = match self.symmetry {
-                Symmetry::Symmetric { .. } => mn.abs().max(mx.abs()) / qhi as f64,
-                Symmetry::Asymmetric => (mx - mn) / qhi as f64,
-            };
-            // An all-zero block keeps scale 0 (formats without zero, e8m0, would give NaN); a scale past the
-            // scale format's range saturates to its max.
-            scales[b] = if raw == 0.0 { 0.0 } else { round_value(&scale_fmt, &store, raw, 0)? };
-            if self.symmetry == Symmetry::Asymmetric && scales[b] > 0.0 {
-                let z = round_to_integer(-mn / scales[b], RoundingMode::NearestEven, 0, 0);
-                zeros[b] = z.clamp(qlo as f64, qhi as f64) as i32;
-            }
+        for (b, vals) in members.iter_mut().enumerate() {
+            let (mn, mx) = self.range(vals)?;
+            (scales[b], zeros[b]) = self.scale_zero(mn, mx)?;
         }
         let codes = x
             .iter()
             .enumerate()
             .map(|(i, v)| {
                 let b = layout.block(i);
-                let (s, z) = (scales[b], zeros[b]);
-                if s == 0.0 {
-                    return z;
-                }
-                let v = v.to_f64();
-                let q =
-                    if v.is_finite() { round_to_integer(v / s, cfg.mode, cfg.seed, i as u64) + z as f64 } else { v };
-                q.clamp(qlo as f64, qhi as f64) as i32
+                self.code(v.to_f64(), scales[b], zeros[b], cfg.mode, cfg.seed, i as u64)
             })
             .collect();
         Ok(QuantizedInt { scheme: self.clone(), shape: shape.to_vec(), axis, codes, scales, zeros })
+    }
+}
+
+impl AffineInt {
+    /// The range [mn, mx] (0 included) of a block's finite values under the scale choice.
+    fn range(&self, vals: &mut [f64]) -> Result<(f64, f64)> {
+        if vals.is_empty() {
+            return Ok((0.0, 0.0));
+        }
+        let minmax = |v: &[f64]| v.iter().fold((0.0f64, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+        Ok(match self.choice {
+            ScaleChoice::MinMax => minmax(vals),
+            ScaleChoice::Percentile(p) => {
+                let rank = |n: usize, p: f64| ((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1;
+                match self.symmetry {
+                    Symmetry::Symmetric { .. } => {
+                        let mut mags: Vec<f64> = vals.iter().map(|v| v.abs()).collect();
+                        mags.sort_by(f64::total_cmp);
+                        let a = mags[rank(mags.len(), p)];
+                        (-a, a)
+                    }
+                    Symmetry::Asymmetric => {
+                        vals.sort_by(f64::total_cmp);
+                        let n = vals.len();
+                        (vals[rank(n, 100.0 - p)].min(0.0), vals[rank(n, p)].max(0.0))
+                    }
+                }
+            }
+            ScaleChoice::MseSearch => {
+                let (mn, mx) = minmax(vals);
+                let mut best = (f64::INFINITY, mn, mx);
+                for k in 0..50 {
+                    let f = 1.0 - k as f64 / 100.0;
+                    let (s, z) = self.scale_zero(mn * f, mx * f)?;
+                    let err: f64 = vals
+                        .iter()
+                        .map(|&v| {
+                            let d = v - (self.code(v, s, z, RoundingMode::NearestEven, 0, 0) - z) as f64 * s;
+                            d * d
+                        })
+                        .sum();
+                    if err < best.0 {
+                        best = (err, mn * f, mx * f);
+                    }
+                }
+                (best.1, best.2)
+            }
+        })
+    }
+
+    /// The stored scale and the zero point of a range [mn, mx] holding 0.
+    fn scale_zero(&self, mn: f64, mx: f64) -> Result<(f64, i32)> {
+        let (qlo, qhi) = self.code_range();
+        let raw = match self.symmetry {
+            Symmetry::Symmetric { .. } => mn.abs().max(mx.abs()) / qhi as f64,
+            Symmetry::Asymmetric => (mx - mn) / qhi as f64,
+        };
+        // An all-zero block keeps scale 0 (formats without zero, e8m0, would give NaN); a scale past the scale
+        // format's range saturates to its max.
+        let sat = self.scale_format.clone().with_saturation(true);
+        let s = if raw == 0.0 { 0.0 } else { round_value(&sat, &Rounding::new(RoundingMode::NearestEven), raw, 0)? };
+        let z = if self.symmetry == Symmetry::Asymmetric && s > 0.0 {
+            round_to_integer(-mn / s, RoundingMode::NearestEven, 0, 0).clamp(qlo as f64, qhi as f64) as i32
+        } else {
+            0
+        };
+        Ok((s, z))
+    }
+
+    /// The code of v with scale s and zero point z (infinities clamp; scale 0 gives z).
+    fn code(&self, v: f64, s: f64, z: i32, mode: RoundingMode, seed: u64, index: u64) -> i32 {
+        if s == 0.0 {
+            return z;
+        }
+        let (qlo, qhi) = self.code_range();
+        let q = if v.is_finite() { round_to_integer(v / s, mode, seed, index) + z as f64 } else { v };
+        q.clamp(qlo as f64, qhi as f64) as i32
     }
 }
 
@@ -268,6 +366,11 @@ impl std::fmt::Display for AffineInt {
         }
         if self.scale_format.name() != "float32" {
             write!(f, ":scale={}", self.scale_format.name())?;
+        }
+        match self.choice {
+            ScaleChoice::MinMax => {}
+            ScaleChoice::Percentile(p) => write!(f, ":pct{p}")?,
+            ScaleChoice::MseSearch => f.write_str(":mse")?,
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ mod layout;
 mod mx;
 mod nvfp4;
 
-pub use affine::{AffineInt, Granularity, QuantizedInt, Symmetry};
+pub use affine::{AffineInt, Granularity, QuantizedInt, ScaleChoice, Symmetry};
 pub use bfp::{Bfp, BfpQuantized};
 pub use codebook::{BitMod, Codebook, CodebookQuantized, CodebookScheme, NF4};
 pub use fixed::{FixedPoint, Overflow};
