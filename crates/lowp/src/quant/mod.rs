@@ -25,6 +25,7 @@ mod fixed;
 mod layout;
 mod mx;
 mod nvfp4;
+mod scheme;
 
 pub use affine::{AffineInt, Granularity, QuantizedInt, ScaleChoice, Symmetry};
 pub use bfp::{Bfp, BfpQuantized};
@@ -32,6 +33,7 @@ pub use codebook::{BitMod, Codebook, CodebookQuantized, CodebookScheme, NF4};
 pub use fixed::{FixedPoint, Overflow};
 pub use mx::{Mx, MxElement, MxQuantized, ScaleRule};
 pub use nvfp4::{Nvfp4, Nvfp4Quantized};
+pub use scheme::{Quantized, Scheme};
 
 use crate::round::rng::{draw, STREAM_ROUND};
 use crate::RoundingMode;
