@@ -136,3 +136,18 @@ pub fn inputs<T: Element>(fmt: &Format, random: usize, seed: u64) -> Vec<T> {
     }
     out
 }
+
+/// Largest k with 2^k <= a (a finite, > 0), by doubling and halving: an exponent oracle that shares nothing
+/// with reading the bits.
+pub fn floor_log2(a: f64) -> i32 {
+    let (mut k, mut p) = (0i32, 1.0f64);
+    while p * 2.0 <= a {
+        p *= 2.0;
+        k += 1;
+    }
+    while p > a {
+        p /= 2.0;
+        k -= 1;
+    }
+    k
+}

@@ -4,21 +4,7 @@ use lowp::quant::Bfp;
 use lowp::{Rounding, RoundingMode};
 
 mod common;
-use common::TestRng;
-
-/// Largest k with 2^k <= a, by doubling and halving.
-fn floor_log2(a: f64) -> i32 {
-    let (mut k, mut p) = (0i32, 1.0f64);
-    while p * 2.0 <= a {
-        p *= 2.0;
-        k += 1;
-    }
-    while p > a {
-        p /= 2.0;
-        k -= 1;
-    }
-    k
-}
+use common::{floor_log2, TestRng};
 
 fn round_int(v: f64, mode: RoundingMode) -> f64 {
     // a different route from the library's: compare with the two neighbours directly

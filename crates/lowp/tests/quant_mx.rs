@@ -8,21 +8,7 @@ use lowp::round::reference;
 use lowp::{Rounding, RoundingMode};
 
 mod common;
-use common::TestRng;
-
-/// Largest k with 2^k <= a (a finite, > 0), by doubling and halving.
-fn floor_log2(a: f64) -> i32 {
-    let (mut k, mut p) = (0i32, 1.0f64);
-    while p * 2.0 <= a {
-        p *= 2.0;
-        k += 1;
-    }
-    while p > a {
-        p /= 2.0;
-        k -= 1;
-    }
-    k
-}
+use common::{floor_log2, TestRng};
 
 /// (codes, scale codes) by the definitions, for a 1-D tensor or blocks along the last axis of [rows, n].
 fn reference_mx(mx: &Mx, x: &[f64], rows: usize, mode: RoundingMode) -> (Vec<u8>, Vec<u8>) {
