@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::dtype::{CodeInt, Element};
 use crate::error::{Error, Result};
-use crate::format::{pow2, Format};
+use crate::format::{exponent_of, pow2, Format};
 use crate::round::rng::{Rng64, STREAM_FLIP, STREAM_FLIP_BIT};
 use crate::round::{BitFlip, FlipScope};
 
@@ -46,9 +46,7 @@ pub fn code_of(fmt: &Format, v: f64) -> Option<u64> {
         return fmt.has_zero().then_some(sign);
     }
     let m = fmt.man_bits() as i32;
-    let bits = mag.to_bits();
-    let field = (bits >> 52) as i32;
-    let ex = if field == 0 { -1074 + 63 - bits.leading_zeros() as i32 } else { field - 1023 };
+    let ex = exponent_of(mag);
     let code_mag = if ex < fmt.emin() {
         if !fmt.has_zero() {
             return None;
@@ -220,9 +218,7 @@ pub(crate) fn flip_bit<T: Element>(fmt: &Format, scope: FlipScope, v: T, draw: u
         return v;
     }
     let m = fmt.man_bits() as i32;
-    let bits = x.abs().to_bits();
-    let field = (bits >> 52) as i32;
-    let ex = if field == 0 { -1074 + 63 - bits.leading_zeros() as i32 } else { field - 1023 };
+    let ex = exponent_of(x.abs());
     let Some(n) = scaled_integer(x.abs(), ex - m) else {
         return v;
     };

@@ -578,6 +578,17 @@ impl std::str::FromStr for Format {
     }
 }
 
+/// floor(log2(v)) for finite v > 0, read from the bits (never a floating log2).
+pub(crate) fn exponent_of(v: f64) -> i32 {
+    let bits = v.to_bits() & !(1u64 << 63);
+    let field = (bits >> 52) as i32;
+    if field == 0 {
+        -1074 + 63 - bits.leading_zeros() as i32
+    } else {
+        field - 1023
+    }
+}
+
 /// 2^k exactly, for k in [-1074, 1023].
 pub(crate) fn pow2(k: i32) -> f64 {
     debug_assert!((-1074..=1023).contains(&k), "pow2({k}) out of f64 range");

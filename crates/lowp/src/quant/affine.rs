@@ -1,10 +1,10 @@
 //! Affine integer quantization (FORMATS.md §3): b-bit codes, a scale (and for the asymmetric scheme a zero
 //! point) per tensor, per channel or per group of G consecutive elements along an axis.
 
-use super::fixed::check_len;
 use super::layout::Layout;
 use super::round_to_integer;
 use crate::error::{Error, Result};
+use crate::round::check_len;
 use crate::{round_value, Element, Format, Rounding, RoundingMode};
 
 /// Which elements share a scale.

@@ -1,9 +1,9 @@
 //! Block floating point (FORMATS.md §4): a shared exponent per block and signed integer mantissas of m bits.
 
-use super::fixed::check_len;
 use super::layout::Layout;
 use super::{exponent_of, round_to_integer, Granularity};
 use crate::error::{Error, Result};
+use crate::round::check_len;
 use crate::{Element, Rounding};
 
 /// The shared-exponent code of a block holding NaN or an infinity (integer mantissas have neither).
@@ -99,17 +99,7 @@ impl Bfp {
     pub fn quantize<T: Element>(&self, cfg: &Rounding, x: &[T], shape: &[usize], axis: usize) -> Result<BfpQuantized> {
         let layout = Layout::new(shape, axis, Granularity::Group(self.block))?;
         check_len(layout.len(), x.len())?;
-        let nb = layout.blocks();
-        let mut amax = vec![0.0f64; nb];
-        let mut special = vec![false; nb];
-        for (i, v) in x.iter().enumerate() {
-            let v = v.to_f64();
-            if v.is_finite() {
-                amax[layout.block(i)] = amax[layout.block(i)].max(v.abs());
-            } else {
-                special[layout.block(i)] = true;
-            }
-        }
+        let (amax, special) = layout.block_amax(x, |_| true); // integer mantissas hold neither NaN nor inf
         let exps: Vec<i32> =
             amax.iter().map(|&a| if a == 0.0 { -127 } else { exponent_of(a).clamp(-127, 127) }).collect();
         let exponents = exps.iter().zip(&special).map(|(&e, &s)| if s { EXP_NAN } else { (e + 127) as u8 }).collect();

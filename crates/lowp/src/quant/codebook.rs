@@ -1,11 +1,10 @@
 //! Lookup (codebook) quantization (FORMATS.md §4): NF4 and user codebooks with an absmax scale per group,
 //! and BitMoD's mixture of FP4 / FP3 variants chosen per group by squared error.
 
-use super::fixed::check_len;
 use super::layout::Layout;
-use super::Granularity;
+use super::{stochastic_up, Granularity};
 use crate::error::{Error, Result};
-use crate::round::rng::{draw, STREAM_ROUND};
+use crate::round::check_len;
 use crate::{round_value, Element, Format, Rounding, RoundingMode};
 
 /// NF4: the 16 values of QLoRA's 4-bit NormalFloat (quantiles of N(0, 1) scaled to [-1, 1], with an exact 0),
@@ -133,26 +132,8 @@ impl Codebook {
             RoundingMode::TowardPositive => hi,
             RoundingMode::TowardNegative => lo,
             RoundingMode::TowardZero => smaller_mag,
-            RoundingMode::Stochastic => {
-                let u = (draw(seed, STREAM_ROUND, index, 64) >> 11) as f64 * (1.0 / 9007199254740992.0);
-                if u < frac {
-                    hi
-                } else {
-                    lo
-                }
-            }
-            RoundingMode::StochasticEqual => {
-                if draw(seed, STREAM_ROUND, index, 64) >> 63 == 1 {
-                    hi
-                } else {
-                    lo
-                }
-            }
-            RoundingMode::StochasticBits(n) => {
-                let n = u32::from(n);
-                let scaled = (frac * (n as f64).exp2()).floor() as u128;
-                let r = u128::from(draw(seed, STREAM_ROUND, index, 64) >> (64 - n));
-                if scaled + r >= 1u128 << n {
+            RoundingMode::Stochastic | RoundingMode::StochasticEqual | RoundingMode::StochasticBits(_) => {
+                if stochastic_up(mode, frac, seed, index) {
                     hi
                 } else {
                     lo

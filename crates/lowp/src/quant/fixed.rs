@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use super::round_to_integer;
 use crate::error::{Error, Result};
+use crate::round::check_len;
 use crate::{Element, Rounding};
 
 /// What happens to values outside the range: clamp to the nearest end, or keep the low i + f bits (two's
@@ -204,13 +205,5 @@ impl std::fmt::Display for FixedPoint {
             f.write_str(":wrap")?;
         }
         Ok(())
-    }
-}
-
-pub(super) fn check_len(input: usize, output: usize) -> Result<()> {
-    if input == output {
-        Ok(())
-    } else {
-        Err(Error::LengthMismatch { input, output })
     }
 }

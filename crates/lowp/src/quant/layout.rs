@@ -3,6 +3,7 @@
 
 use super::Granularity;
 use crate::error::{Error, Result};
+use crate::Element;
 
 /// A C-order tensor seen as (outer, axis length, inner), and the block of each element.
 pub(crate) struct Layout {
@@ -47,5 +48,21 @@ impl Layout {
             Granularity::Channel => k,
             Granularity::Group(g) => (o * self.groups(g) + k / g) * self.inner + j,
         }
+    }
+
+    /// Per block: the largest finite magnitude (0 when there is none), and whether the block holds a
+    /// non-finite value for which `refused` is true (a value the scheme's element type cannot hold).
+    pub(crate) fn block_amax<T: Element>(&self, x: &[T], refused: impl Fn(f64) -> bool) -> (Vec<f64>, Vec<bool>) {
+        let nb = self.blocks();
+        let (mut amax, mut special) = (vec![0.0f64; nb], vec![false; nb]);
+        for (i, v) in x.iter().enumerate() {
+            let (v, b) = (v.to_f64(), self.block(i));
+            if v.is_finite() {
+                amax[b] = amax[b].max(v.abs());
+            } else if refused(v) {
+                special[b] = true;
+            }
+        }
+        (amax, special)
     }
 }

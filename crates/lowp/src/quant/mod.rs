@@ -35,6 +35,7 @@ pub use mx::{Mx, MxElement, MxQuantized, ScaleRule};
 pub use nvfp4::{Nvfp4, Nvfp4Quantized};
 pub use scheme::{Quantized, Scheme};
 
+pub(crate) use crate::format::exponent_of;
 use crate::round::rng::{draw, STREAM_ROUND};
 use crate::RoundingMode;
 
@@ -63,17 +64,7 @@ pub fn round_to_integer(v: f64, mode: RoundingMode, seed: u64, index: u64) -> f6
         RoundingMode::TowardNegative => neg,
         RoundingMode::TowardZero => false,
         RoundingMode::Odd => !t_odd,
-        RoundingMode::Stochastic => {
-            let u = (draw(seed, STREAM_ROUND, index, 64) >> 11) as f64 * (1.0 / 9007199254740992.0);
-            u < frac
-        }
-        RoundingMode::StochasticEqual => draw(seed, STREAM_ROUND, index, 64) >> 63 == 1,
-        RoundingMode::StochasticBits(n) => {
-            let n = u32::from(n);
-            let scaled = (frac * (n as f64).exp2()).floor() as u128; // frac has at most 53 bits: exact
-            let r = u128::from(draw(seed, STREAM_ROUND, index, 64) >> (64 - n));
-            scaled + r >= 1u128 << n
-        }
+        _ => stochastic_up(mode, frac, seed, index),
     };
     let m = if away { t + 1.0 } else { t };
     if neg {
@@ -83,13 +74,19 @@ pub fn round_to_integer(v: f64, mode: RoundingMode, seed: u64, index: u64) -> f6
     }
 }
 
-/// floor(log2(v)) for finite v > 0, read from the bits (never a floating log2).
-pub(crate) fn exponent_of(v: f64) -> i32 {
-    let bits = v.to_bits();
-    let field = ((bits >> 52) & 0x7ff) as i32;
-    if field == 0 {
-        -1074 + 63 - bits.leading_zeros() as i32
-    } else {
-        field - 1023
+/// Whether a stochastic `mode` moves to the upper of two neighbours, `frac` being the fraction of the way
+/// from the lower one (in (0, 1)): with probability `frac` against a 53-bit uniform number (`stochastic`),
+/// with probability 1/2 (`stochastic_equal`), or as P3109's StochasticA with N bits (`stochastic:N`).
+pub(crate) fn stochastic_up(mode: RoundingMode, frac: f64, seed: u64, index: u64) -> bool {
+    let r = draw(seed, STREAM_ROUND, index, 64);
+    match mode {
+        RoundingMode::Stochastic => ((r >> 11) as f64 * (1.0 / 9007199254740992.0)) < frac,
+        RoundingMode::StochasticEqual => r >> 63 == 1,
+        RoundingMode::StochasticBits(n) => {
+            let n = u32::from(n);
+            let scaled = (frac * (n as f64).exp2()).floor() as u128; // frac has at most 53 bits: exact
+            scaled + u128::from(r >> (64 - n)) >= 1u128 << n
+        }
+        _ => unreachable!("stochastic_up is called for stochastic modes only"),
     }
 }

@@ -1,10 +1,12 @@
 //! OCP Microscaling (MX v1.0, FORMATS.md §4): blocks of 32 elements along an axis share an E8M0 scale
 //! X = 2^e; each element stores x / X in a small float format (or, for MXINT8, 1.6 fixed point).
 
-use super::fixed::{check_len, FixedPoint, Overflow};
+use super::fixed::{FixedPoint, Overflow};
 use super::layout::Layout;
 use super::{exponent_of, Granularity};
 use crate::error::{Error, Result};
+use crate::format::pow2;
+use crate::round::check_len;
 use crate::{round_value, Element, Format, Rounding};
 
 /// How the shared exponent follows from the block's largest magnitude amax.
@@ -180,18 +182,7 @@ impl Mx {
     pub fn quantize<T: Element>(&self, cfg: &Rounding, x: &[T], shape: &[usize], axis: usize) -> Result<MxQuantized> {
         let layout = Layout::new(shape, axis, Granularity::Group(self.block))?;
         check_len(layout.len(), x.len())?;
-        let nb = layout.blocks();
-        let mut amax = vec![0.0f64; nb];
-        let mut special = vec![false; nb];
-        for (i, v) in x.iter().enumerate() {
-            let v = v.to_f64();
-            let b = layout.block(i);
-            if v.is_finite() {
-                amax[b] = amax[b].max(v.abs());
-            } else if !self.holds(v) {
-                special[b] = true;
-            }
-        }
+        let (amax, special) = layout.block_amax(x, |v| !self.holds(v));
         let exps: Vec<i32> = amax.iter().map(|&a| self.shared_exponent(a)).collect();
         let scales: Vec<u8> =
             exps.iter().zip(&special).map(|(&e, &s)| if s { E8M0_NAN } else { (e + 127) as u8 }).collect();
@@ -280,9 +271,4 @@ impl std::fmt::Display for Mx {
         }
         Ok(())
     }
-}
-
-/// 2^k, exactly, for k in [-1074, 1023].
-fn pow2(k: i32) -> f64 {
-    crate::format::pow2(k)
 }

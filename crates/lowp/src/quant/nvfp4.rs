@@ -2,10 +2,10 @@
 //! optionally under one float32 tensor scale amax_tensor / (448 * 6) that divides the block scales before their
 //! e4m3 rounding.
 
-use super::fixed::check_len;
 use super::layout::Layout;
 use super::Granularity;
 use crate::error::{Error, Result};
+use crate::round::check_len;
 use crate::{round_value, Element, Format, Rounding, RoundingMode};
 
 /// The e4m3fn NaN code, used as the scale of a block holding NaN or an infinity (e2m1 has neither).
@@ -110,17 +110,7 @@ impl Nvfp4 {
         let e4m3 = Format::parse("float8_e4m3fn")?.with_saturation(true);
         let e2m1 = Format::parse("float4_e2m1fn")?;
         let nb = layout.blocks();
-        let mut amax = vec![0.0f64; nb];
-        let mut special = vec![false; nb];
-        for (i, v) in x.iter().enumerate() {
-            let v = v.to_f64();
-            let b = layout.block(i);
-            if v.is_finite() {
-                amax[b] = amax[b].max(v.abs());
-            } else {
-                special[b] = true;
-            }
-        }
+        let (amax, special) = layout.block_amax(x, |_| true); // e2m1 holds neither NaN nor inf
         let tensor_amax = amax.iter().cloned().fold(0.0, f64::max);
         let t = if self.tensor_scale && tensor_amax > 0.0 {
             let t = (tensor_amax / (448.0 * 6.0)) as f32; // nearest float32

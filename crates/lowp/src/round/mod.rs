@@ -219,7 +219,8 @@ fn for_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], f: impl Fn(u64, &[A], 
     }
 }
 
-fn check_len(input: usize, output: usize) -> Result<()> {
+/// An error unless the two lengths match.
+pub(crate) fn check_len(input: usize, output: usize) -> Result<()> {
     if input == output {
         Ok(())
     } else {
