@@ -97,6 +97,20 @@ fn specials_name(s: Specials) -> &'static str {
     }
 }
 
+/// The inverse of `specials_name` (and `finite` for `none`).
+fn specials_from_name(name: &str) -> Option<Specials> {
+    Some(match name {
+        "ieee" => Specials::Ieee,
+        "fn" => Specials::Fn,
+        "fnuz" => Specials::Fnuz,
+        "none" | "finite" => Specials::Finite,
+        "extended" => Specials::Extended,
+        "unsigned_inf" => Specials::Unsigned { inf: true },
+        "unsigned" => Specials::Unsigned { inf: false },
+        _ => return None,
+    })
+}
+
 /// `(codes, values)` arrays.
 type CodeTable<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<f64>>);
 
@@ -117,14 +131,12 @@ impl PyFormat {
         specials: &str,
         saturate: Truthy,
     ) -> PyResult<Self> {
-        let sp = match specials.to_ascii_lowercase().as_str() {
-            "ieee" => Specials::Ieee,
-            "fn" => Specials::Fn,
-            "fnuz" => Specials::Fnuz,
-            "none" | "finite" => Specials::Finite,
-            other => {
+        let key = specials.to_ascii_lowercase();
+        let sp = match specials_from_name(&key) {
+            Some(sp @ (Specials::Ieee | Specials::Fn | Specials::Fnuz | Specials::Finite)) => sp,
+            _ => {
                 return Err(to_py(Error::InvalidFormat(format!(
-                    "unknown specials policy `{other}`. Accepted: \"ieee\", \"fn\", \"fnuz\", \"none\""
+                    "unknown specials policy `{key}`. Accepted: \"ieee\", \"fn\", \"fnuz\", \"none\""
                 ))))
             }
         };
@@ -367,15 +379,8 @@ fn restore(state: &FormatState) -> lowp::Result<Format> {
     let base = if *by_name {
         Format::parse(name)?
     } else {
-        let sp = match specials.as_str() {
-            "ieee" => Specials::Ieee,
-            "fn" => Specials::Fn,
-            "fnuz" => Specials::Fnuz,
-            "none" => Specials::Finite,
-            "extended" => Specials::Extended,
-            "unsigned_inf" => Specials::Unsigned { inf: true },
-            _ => Specials::Unsigned { inf: false },
-        };
+        let sp = specials_from_name(specials)
+            .ok_or_else(|| Error::InvalidFormat(format!("unknown specials policy `{specials}` in a pickled Format")))?;
         Format::custom(*e, *m, Some(*bias), sp)?
     };
     Ok(base.with_subnormals(*sub).with_saturation(*sat).with_propagate_inf(*keep_inf).with_exponent_limit(*explim))
