@@ -83,6 +83,17 @@ pub enum Error {
         /// Bits per code.
         bits: u32,
     },
+    /// A file (or stored tensor) that is not what lowp wrote or can read.
+    #[error("invalid file: {0}")]
+    InvalidFile(String),
+    /// Reading or writing a file failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The system's message.
+        message: String,
+    },
 }
 
 /// `Result` with lowp's [`Error`].

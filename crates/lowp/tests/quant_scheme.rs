@@ -4,7 +4,7 @@
 use lowp::quant::{Mx, Quantized, Scheme};
 use lowp::Rounding;
 
-const NAMES: [&str; 14] = [
+const NAMES: [&str; 16] = [
     "int4:g128:asym",
     "int8:channel:sym",
     "int8:tensor:pct99.9",
@@ -19,6 +19,8 @@ const NAMES: [&str; 14] = [
     "bfp8:b16",
     "bitmod4:g128",
     "nf4:g64",
+    "codebook(-1,-0.5,0,0.5,1):g32",
+    "nf4:g32:scale=bf16",
 ];
 
 #[test]

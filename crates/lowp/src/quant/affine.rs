@@ -2,7 +2,7 @@
 //! point) per tensor, per channel or per group of G consecutive elements along an axis.
 
 use super::layout::Layout;
-use super::round_to_integer;
+use super::{empty_block_scale, round_to_integer};
 use crate::error::{Error, Result};
 use crate::round::check_len;
 use crate::{round_value, Element, Format, Rounding, RoundingMode};
@@ -306,10 +306,14 @@ impl AffineInt {
             Symmetry::Symmetric { .. } => mn.abs().max(mx.abs()) / qhi as f64,
             Symmetry::Asymmetric => (mx - mn) / qhi as f64,
         };
-        // An all-zero block keeps scale 0 (formats without zero, e8m0, would give NaN); a scale past the scale
-        // format's range saturates to its max.
+        // An all-zero block keeps scale 0 (the smallest scale in formats without zero, e8m0); a scale past the
+        // scale format's range saturates to its max.
         let sat = self.scale_format.clone().with_saturation(true);
-        let s = if raw == 0.0 { 0.0 } else { round_value(&sat, &Rounding::new(RoundingMode::NearestEven), raw, 0)? };
+        let s = if raw == 0.0 {
+            empty_block_scale(&self.scale_format)
+        } else {
+            round_value(&sat, &Rounding::new(RoundingMode::NearestEven), raw, 0)?
+        };
         let z = if self.symmetry == Symmetry::Asymmetric && s > 0.0 {
             round_to_integer(-mn / s, RoundingMode::NearestEven, 0, 0).clamp(qlo as f64, qhi as f64) as i32
         } else {

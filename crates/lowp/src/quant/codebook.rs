@@ -2,7 +2,7 @@
 //! and BitMoD's mixture of FP4 / FP3 variants chosen per group by squared error.
 
 use super::layout::Layout;
-use super::{stochastic_up, Granularity};
+use super::{empty_block_scale, stochastic_up, Granularity};
 use crate::error::{Error, Result};
 use crate::round::check_len;
 use crate::{round_value, Element, Format, Rounding, RoundingMode};
@@ -204,10 +204,53 @@ impl CodebookScheme {
         Ok(CodebookScheme { name: name.to_string(), codebook, group, scale_format: Format::parse("float32")? })
     }
 
-    /// `nf4[:g<G>]` (groups of 64 by default, as in QLoRA).
+    /// `nf4[:g<G>][:scale=<format>]` (groups of 64 and float32 scales by default, as in QLoRA), or a user
+    /// codebook `codebook(v1,v2,...)[:g<G>][:scale=<format>]` with 2 to 256 distinct finite values.
     pub fn parse(spec: &str) -> Result<CodebookScheme> {
-        let (name, group) = parse_grouped(spec, "nf4", 64, "nf4[:g<group>]")?;
-        CodebookScheme::new(&name, Codebook::nf4(), group)
+        let accepted = "nf4[:g<group>][:scale=<format>] or codebook(v1,v2,...)[:g<group>][:scale=<format>]";
+        let bad = |why: String| Error::InvalidFormat(format!("codebook scheme `{spec}`: {why}. Accepted: {accepted}"));
+        let lower = spec.trim().to_ascii_lowercase();
+        let (name, codebook, rest) = if let Some(rest) = lower.strip_prefix("nf4") {
+            ("nf4", Codebook::nf4(), rest)
+        } else if let Some(list) = lower.strip_prefix("codebook(") {
+            let close = list.find(')').ok_or_else(|| bad("the value list has no closing `)`".into()))?;
+            let values = list[..close]
+                .split(',')
+                .map(|v| v.trim().parse::<f64>().map_err(|_| bad(format!("`{}` is not a number", v.trim()))))
+                .collect::<Result<Vec<f64>>>()?;
+            ("codebook", Codebook::new(&values)?, &list[close + 1..])
+        } else {
+            return Err(bad("it must start with nf4 or codebook(".into()));
+        };
+        let mut group = 64;
+        let mut scale_format = Format::parse("float32")?;
+        if !rest.is_empty() && !rest.starts_with(':') {
+            return Err(bad(format!("unexpected `{rest}` after {name}")));
+        }
+        for p in rest.split(':').skip(1) {
+            if let Some(f) = p.strip_prefix("scale=") {
+                scale_format = Format::parse(f)?;
+            } else {
+                match p.strip_prefix('g').and_then(|g| g.parse::<usize>().ok()) {
+                    Some(g) => group = g,
+                    None => return Err(bad(format!("unknown part `{p}`"))),
+                }
+            }
+        }
+        Ok(CodebookScheme::new(name, codebook, group)?.with_scale_format(scale_format))
+    }
+
+    /// The codebook.
+    pub fn codebook(&self) -> &Codebook {
+        &self.codebook
+    }
+    /// Group size.
+    pub fn group(&self) -> usize {
+        self.group
+    }
+    /// The format scales are stored in.
+    pub fn scale_format(&self) -> &Format {
+        &self.scale_format
     }
 
     /// Stores scales in `fmt` (rounded to nearest even, saturating).
@@ -233,7 +276,17 @@ impl CodebookScheme {
 
 impl std::fmt::Display for CodebookScheme {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:g{}", self.name, self.group)
+        if self.name == "nf4" && self.codebook == Codebook::nf4() {
+            f.write_str("nf4")?;
+        } else {
+            let values: Vec<String> = self.codebook.values.iter().map(|v| v.to_string()).collect();
+            write!(f, "codebook({})", values.join(","))?;
+        }
+        write!(f, ":g{}", self.group)?;
+        if self.scale_format.name() != "float32" {
+            write!(f, ":scale={}", self.scale_format.name())?;
+        }
+        Ok(())
     }
 }
 
@@ -279,6 +332,19 @@ impl BitMod {
         BitMod::new(bits, group)
     }
 
+    /// Bits per code: 4 or 3.
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+    /// Group size.
+    pub fn group(&self) -> usize {
+        self.group
+    }
+    /// The format scales are stored in: float16.
+    pub fn scale_format(&self) -> Format {
+        Format::parse("float16").expect("float16 is a preset")
+    }
+
     /// The candidate codebooks, in type-id order: +extra-resolution, -extra-resolution, +extra-asymmetry,
     /// -extra-asymmetry.
     pub fn variants(&self) -> Vec<Codebook> {
@@ -306,7 +372,7 @@ impl BitMod {
         shape: &[usize],
         axis: usize,
     ) -> Result<CodebookQuantized> {
-        quantize_grouped(&self.variants(), &Format::parse("float16")?, self.group, cfg, x, shape, axis)
+        quantize_grouped(&self.variants(), &self.scale_format(), self.group, cfg, x, shape, axis)
     }
 }
 
@@ -369,7 +435,11 @@ fn quantize_grouped<T: Element>(
         let amax = idx.iter().map(|&i| xs[i]).filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs()));
         let mut best: Option<(f64, usize, f64, Vec<u8>)> = None;
         for (t, book) in books.iter().enumerate() {
-            let scale = if amax == 0.0 { 0.0 } else { round_value(&sat, &rne, amax / book.max_abs(), 0)? };
+            let scale = if amax == 0.0 {
+                empty_block_scale(scale_format)
+            } else {
+                round_value(&sat, &rne, amax / book.max_abs(), 0)?
+            };
             let mut err = 0.0;
             let mut cs = Vec::with_capacity(idx.len());
             for &i in idx {

@@ -39,6 +39,19 @@ impl Layout {
             Granularity::Group(g) => self.outer * self.groups(g) * self.inner,
         }
     }
+    /// The shape of the grid of blocks, whose C order is the block order: the tensor's shape with the axis
+    /// cut into groups (per group), the axis alone (per channel), or `[1]` (per tensor).
+    pub(crate) fn grid_shape(&self, shape: &[usize], axis: usize) -> Vec<usize> {
+        match self.gran {
+            Granularity::Tensor => vec![1],
+            Granularity::Channel => vec![self.len],
+            Granularity::Group(g) => {
+                let mut grid = if shape.is_empty() { vec![1] } else { shape.to_vec() };
+                grid[axis] = self.groups(g);
+                grid
+            }
+        }
+    }
     pub(crate) fn block(&self, i: usize) -> usize {
         let j = i % self.inner;
         let k = (i / self.inner) % self.len;

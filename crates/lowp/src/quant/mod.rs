@@ -26,6 +26,8 @@ mod layout;
 mod mx;
 mod nvfp4;
 mod scheme;
+mod store;
+mod tensor;
 
 pub use affine::{AffineInt, Granularity, QuantizedInt, ScaleChoice, Symmetry};
 pub use bfp::{Bfp, BfpQuantized};
@@ -34,6 +36,8 @@ pub use fixed::{FixedPoint, Overflow};
 pub use mx::{Mx, MxElement, MxQuantized, ScaleRule};
 pub use nvfp4::{Nvfp4, Nvfp4Quantized};
 pub use scheme::{Quantized, Scheme};
+pub use store::{load, save, to_bytes, write_atomically, Floats, SafetensorsFile, TensorInfo, METADATA_KEY};
+pub use tensor::{packed_bytes, Part, QuantizedTensor, PART_NAMES};
 
 pub(crate) use crate::format::exponent_of;
 use crate::round::rng::{draw, STREAM_ROUND};
@@ -71,6 +75,17 @@ pub fn round_to_integer(v: f64, mode: RoundingMode, seed: u64, index: u64) -> f6
         -m
     } else {
         m
+    }
+}
+
+/// The scale stored for a block with nothing to scale (no nonzero finite value): 0, or in a scale format
+/// without a zero (E8M0) its smallest positive value. Either way the block's codes decode to zeros, and every
+/// stored scale has a code in its format.
+pub(crate) fn empty_block_scale(fmt: &crate::Format) -> f64 {
+    if fmt.has_zero() {
+        0.0
+    } else {
+        fmt.min_subnormal()
     }
 }
 

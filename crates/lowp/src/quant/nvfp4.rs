@@ -90,6 +90,10 @@ impl Nvfp4 {
     pub fn block(&self) -> usize {
         self.block
     }
+    /// Whether a float32 tensor scale is used.
+    pub fn uses_tensor_scale(&self) -> bool {
+        self.tensor_scale
+    }
 
     /// Quantizes `x` of `shape` (C order) in blocks along `axis` (the last block of a row may be shorter).
     ///

@@ -16,6 +16,7 @@ use crate::{Element, Rounding};
 /// | `bfp<m>` | block floating point | `bfp8:b16` |
 /// | `bitmod3`, `bitmod4` | BitMoD | `bitmod4:g128` |
 /// | `nf4` | NF4 codebook | `nf4:g64` |
+/// | `codebook(...)` | a user codebook | `codebook(-1,-0.5,0,0.5,1):g32` |
 ///
 /// # Examples
 /// ```
@@ -83,12 +84,12 @@ impl Scheme {
             Scheme::Bfp(Bfp::parse(spec)?)
         } else if head.starts_with("bitmod") {
             Scheme::BitMod(BitMod::parse(spec)?)
-        } else if head == "nf4" {
+        } else if head.starts_with("nf4") || head.starts_with("codebook(") {
             Scheme::Codebook(CodebookScheme::parse(spec)?)
         } else {
             return Err(Error::InvalidFormat(format!(
                 "unknown scheme `{spec}`. Accepted: int<b>[:tensor|:channel|:g<G>][:sym|:asym]..., fixed:q<i>.<f>, \
-                 mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8, nvfp4, bfp<m>, bitmod3, bitmod4, nf4 \
+                 mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8, nvfp4, bfp<m>, bitmod3, bitmod4, nf4, codebook(v1,v2,...) \
                  (see docs/quantization.md)"
             )));
         })

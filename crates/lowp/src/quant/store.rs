@@ -1,0 +1,339 @@
+//! Quantized tensors in safetensors files, readable by any safetensors reader.
+//!
+//! Each tensor `NAME` is stored as its parts `NAME.codes`, `NAME.scales` (and `NAME.zeros`, `NAME.types`,
+//! `NAME.tensor_scale` where the scheme has them). Parts of 8, 16, 32 or 64 bits are ordinary arrays of their
+//! shape (U8/I8, U16/I16/F16/BF16, U32/I32/F32, U64/I64/F64); narrower parts are U8 arrays of packed bytes,
+//! least-significant bit first. The file's metadata holds, under the key `lowp`, a JSON object
+//! `{"version": 1, "tensors": {NAME: {"scheme", "shape", "axis", "parts": {PART: {"bits", "signed",
+//! "format", "shape"}}}}}`: everything needed to decode the parts without lowp.
+//!
+//! [`SafetensorsFile`] reads any safetensors file one tensor at a time (the header first, then only the bytes
+//! of the tensors asked for), which is how the CLI walks model files larger than memory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+use serde_json::{json, Value};
+
+use super::{Part, QuantizedTensor, Scheme, PART_NAMES};
+use crate::error::{Error, Result};
+use crate::Format;
+
+/// The metadata key of lowp's description, and the version of its layout.
+pub const METADATA_KEY: &str = "lowp";
+const VERSION: u64 = 1;
+/// Headers larger than this are refused (safetensors' own limit).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// Writes `tensors` (name, tensor) to a safetensors file at `path`. The file is written next to its final
+/// place and renamed into it, so a failure leaves no partial file. Names must be distinct and non-empty.
+///
+/// # Examples
+/// ```
+/// use lowp::quant::{load, save, QuantizedTensor, Scheme};
+/// use lowp::Rounding;
+/// let x: Vec<f32> = (0..256).map(|i| (i as f32).sin()).collect();
+/// let q = QuantizedTensor::quantize(&Scheme::parse("int4:g64:asym")?, &Rounding::default(), &x, &[4, 64], 1)?;
+/// let path = std::env::temp_dir().join(format!("lowp-doc-{}.safetensors", std::process::id()));
+/// save(&path, &[("w", &q)])?;
+/// let back = load(&path)?;
+/// assert_eq!(back, vec![("w".to_string(), q)]);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), lowp::Error>(())
+/// ```
+pub fn save(path: &Path, tensors: &[(&str, &QuantizedTensor)]) -> Result<()> {
+    let bytes = to_bytes(tensors)?;
+    write_atomically(path, &bytes)
+}
+
+/// The safetensors bytes [`save`] writes.
+pub fn to_bytes(tensors: &[(&str, &QuantizedTensor)]) -> Result<Vec<u8>> {
+    let mut described = serde_json::Map::new();
+    let mut views = Vec::new();
+    for &(name, t) in tensors {
+        if name.is_empty() || described.contains_key(name) {
+            return Err(Error::InvalidOption(format!("tensor names must be distinct and non-empty; `{name}` is not")));
+        }
+        let mut parts = serde_json::Map::new();
+        for p in t.parts() {
+            let (dtype, shape) = stored_dtype(p);
+            let view = TensorView::new(dtype, shape, &p.data).map_err(|e| Error::InvalidFile(e.to_string()))?;
+            views.push((format!("{name}.{}", p.name), view));
+            parts.insert(
+                p.name.to_string(),
+                json!({"bits": p.bits, "signed": p.signed, "format": p.format.as_ref().map(|f| f.name()), "shape": p.shape}),
+            );
+        }
+        described.insert(
+            name.to_string(),
+            json!({"scheme": t.scheme().to_string(), "shape": t.shape(), "axis": t.axis(), "parts": parts}),
+        );
+    }
+    let meta = json!({"version": VERSION, "tensors": described});
+    let info = HashMap::from([(METADATA_KEY.to_string(), meta.to_string())]);
+    safetensors::serialize(views, Some(info)).map_err(|e| Error::InvalidFile(e.to_string()))
+}
+
+/// Every quantized tensor in a file written by [`save`], in name order.
+pub fn load(path: &Path) -> Result<Vec<(String, QuantizedTensor)>> {
+    let mut file = SafetensorsFile::open(path)?;
+    file.quantized()
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it into place.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |e: std::io::Error, p: &Path| Error::Io { path: p.display().to_string(), message: e.to_string() };
+    let name =
+        path.file_name().ok_or_else(|| Error::InvalidOption(format!("{} is not a file path", path.display())))?;
+    let tmp = path.with_file_name(format!(".{}.lowp-tmp-{}", name.to_string_lossy(), std::process::id()));
+    let written = File::create(&tmp).and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e, path));
+    }
+    Ok(())
+}
+
+/// How a part is stored: its own dtype and shape when whole bytes, else packed U8.
+fn stored_dtype(p: &Part) -> (Dtype, Vec<usize>) {
+    let fmt = p.format.as_ref().map(Format::name);
+    let dtype = match (p.bits, p.signed, fmt) {
+        (8, true, _) => Dtype::I8,
+        (8, false, _) => Dtype::U8,
+        (16, _, Some("float16")) => Dtype::F16,
+        (16, _, Some("bfloat16")) => Dtype::BF16,
+        (16, true, _) => Dtype::I16,
+        (16, false, _) => Dtype::U16,
+        (32, _, Some("float32")) => Dtype::F32,
+        (32, true, _) => Dtype::I32,
+        (32, false, _) => Dtype::U32,
+        (64, _, Some("float64")) => Dtype::F64,
+        (64, true, _) => Dtype::I64,
+        (64, false, _) => Dtype::U64,
+        _ => return (Dtype::U8, vec![p.data.len()]),
+    };
+    (dtype, p.shape.clone())
+}
+
+/// One tensor's entry in a safetensors header.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorInfo {
+    /// The dtype name as the file writes it (`F32`, `BF16`, `U8`, ...).
+    pub dtype: String,
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// Byte range within the data section.
+    pub start: u64,
+    /// End of the byte range.
+    pub end: u64,
+}
+
+/// A safetensors file opened for reading tensor by tensor: only the header is read when it opens.
+pub struct SafetensorsFile {
+    path: PathBuf,
+    file: File,
+    data_start: u64,
+    tensors: BTreeMap<String, TensorInfo>,
+    metadata: BTreeMap<String, String>,
+}
+
+impl SafetensorsFile {
+    /// Opens `path` and reads its header, checking that every tensor's bytes lie within the file, agree with
+    /// its dtype and shape, and do not overlap.
+    pub fn open(path: &Path) -> Result<SafetensorsFile> {
+        let shown = path.display().to_string();
+        let io = |e: std::io::Error| Error::Io { path: shown.clone(), message: e.to_string() };
+        let bad = |why: String| Error::InvalidFile(format!("{shown}: {why}"));
+        let mut file = File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        let mut n = [0u8; 8];
+        file.read_exact(&mut n).map_err(|_| bad("too short to be a safetensors file".into()))?;
+        let n = u64::from_le_bytes(n);
+        if n > MAX_HEADER || n > size - 8 {
+            return Err(bad(format!("the header claims {n} bytes; the file has {size}")));
+        }
+        let mut header = vec![0u8; n as usize];
+        file.read_exact(&mut header).map_err(io)?;
+        let header: Value = serde_json::from_slice(&header)
+            .map_err(|e| bad(format!("the header is not JSON ({e}); is this a safetensors file?")))?;
+        let entries = header.as_object().ok_or_else(|| bad("the header is not a JSON object".into()))?;
+        let data_start = 8 + n;
+        let data_len = size - data_start;
+        let (mut tensors, mut metadata) = (BTreeMap::new(), BTreeMap::new());
+        for (name, entry) in entries {
+            if name == "__metadata__" {
+                for (k, v) in entry.as_object().into_iter().flatten() {
+                    let v = v.as_str().ok_or_else(|| bad(format!("metadata `{k}` is not a string")))?;
+                    metadata.insert(k.clone(), v.to_string());
+                }
+                continue;
+            }
+            let info = tensor_info(entry).ok_or_else(|| bad(format!("tensor `{name}` has a malformed entry")))?;
+            let need = dtype_bits(&info.dtype)
+                .map(|b| info.shape.iter().try_fold(b, |a, &d| a.checked_mul(d as u64)).map(|bits| bits.div_ceil(8)))
+                .ok_or_else(|| bad(format!("tensor `{name}` has unknown dtype {}", info.dtype)))?;
+            if info.end < info.start || info.end > data_len || Some(info.end - info.start) != need {
+                return Err(bad(format!(
+                    "tensor `{name}` ({} {:?}) has byte range {}..{}, which does not fit its dtype and shape or the {data_len}-byte data section",
+                    info.dtype, info.shape, info.start, info.end
+                )));
+            }
+            tensors.insert(name.clone(), info);
+        }
+        let mut ranges: Vec<(u64, u64, &String)> = tensors.iter().map(|(n, i)| (i.start, i.end, n)).collect();
+        ranges.sort();
+        for w in ranges.windows(2) {
+            if w[1].0 < w[0].1 {
+                return Err(bad(format!("tensors `{}` and `{}` overlap", w[0].2, w[1].2)));
+            }
+        }
+        Ok(SafetensorsFile { path: path.to_path_buf(), file, data_start, tensors, metadata })
+    }
+
+    /// The tensors, by name.
+    pub fn tensors(&self) -> &BTreeMap<String, TensorInfo> {
+        &self.tensors
+    }
+    /// The `__metadata__` strings.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// The bytes of tensor `name`.
+    pub fn read(&mut self, name: &str) -> Result<Vec<u8>> {
+        let info = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| Error::InvalidOption(format!("{} has no tensor `{name}`", self.path.display())))?;
+        let mut buf = vec![0u8; (info.end - info.start) as usize];
+        let io = |e: std::io::Error| Error::Io { path: self.path.display().to_string(), message: e.to_string() };
+        self.file.seek(SeekFrom::Start(self.data_start + info.start)).map_err(io)?;
+        self.file.read_exact(&mut buf).map_err(io)?;
+        Ok(buf)
+    }
+
+    /// Tensor `name` as float32 or float64 values (`F64` stays float64, every other float dtype widens
+    /// exactly to float32): `Ok(None)` for integer and boolean tensors, which are not quantized.
+    pub fn read_floats(&mut self, name: &str) -> Result<Option<Floats>> {
+        let dtype = self.tensors.get(name).map(|i| i.dtype.clone()).unwrap_or_default();
+        let decode_16 = |fmt: &str, bytes: &[u8]| -> Result<Vec<f32>> {
+            let codes: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+            let mut out = vec![0.0f32; codes.len()];
+            crate::decode(&Format::parse(fmt)?, &codes, &mut out)?;
+            Ok(out)
+        };
+        let bytes = self.read(name)?;
+        Ok(Some(match dtype.as_str() {
+            "F32" => Floats::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+            "F64" => {
+                Floats::F64(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+            }
+            "F16" => Floats::F32(decode_16("float16", &bytes)?),
+            "BF16" => Floats::F32(decode_16("bfloat16", &bytes)?),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The quantized tensors lowp wrote into this file, in name order.
+    pub fn quantized(&mut self) -> Result<Vec<(String, QuantizedTensor)>> {
+        let shown = self.path.display().to_string();
+        let bad = |why: String| Error::InvalidFile(format!("{shown}: {why}"));
+        let meta = self.metadata.get(METADATA_KEY).ok_or_else(|| {
+            bad(format!("no `{METADATA_KEY}` metadata: not a file of quantized tensors written by lowp"))
+        })?;
+        let meta: Value =
+            serde_json::from_str(&meta.clone()).map_err(|e| bad(format!("`{METADATA_KEY}` metadata: {e}")))?;
+        if meta.get("version").and_then(Value::as_u64) != Some(VERSION) {
+            return Err(bad(format!(
+                "lowp metadata version {:?}; this lowp reads version {VERSION}",
+                meta.get("version")
+            )));
+        }
+        let described = meta.get("tensors").and_then(Value::as_object).ok_or_else(|| bad("no tensor list".into()))?;
+        let mut out = Vec::new();
+        for (name, d) in described {
+            let field = |k: &str| d.get(k).ok_or_else(|| bad(format!("tensor `{name}` has no `{k}`")));
+            let scheme = Scheme::parse(field("scheme")?.as_str().unwrap_or_default())?;
+            let shape = usizes(field("shape")?).ok_or_else(|| bad(format!("tensor `{name}`: malformed shape")))?;
+            let axis = field("axis")?.as_u64().ok_or_else(|| bad(format!("tensor `{name}`: malformed axis")))?;
+            let mut parts = Vec::new();
+            for (pname, p) in field("parts")?.as_object().ok_or_else(|| bad(format!("tensor `{name}`: no parts")))? {
+                let pname = PART_NAMES
+                    .iter()
+                    .find(|&&n| n == pname)
+                    .ok_or_else(|| bad(format!("tensor `{name}`: unknown part `{pname}`")))?;
+                let malformed = || bad(format!("tensor `{name}`: part `{pname}` is malformed"));
+                let bits =
+                    p.get("bits").and_then(Value::as_u64).filter(|b| (1..=64).contains(b)).ok_or_else(malformed)?;
+                let signed = p.get("signed").and_then(Value::as_bool).ok_or_else(malformed)?;
+                let format = match p.get("format") {
+                    Some(Value::String(f)) => Some(Format::parse(f)?),
+                    Some(Value::Null) | None => None,
+                    _ => return Err(malformed()),
+                };
+                let pshape = p.get("shape").and_then(usizes).ok_or_else(malformed)?;
+                let stored = format!("{name}.{pname}");
+                let mut part = Part { name: pname, bits: bits as u32, signed, format, shape: pshape, data: Vec::new() };
+                let (dtype, dshape) =
+                    stored_dtype(&Part { data: vec![0; super::packed_bytes(part.len(), part.bits)], ..part.clone() });
+                let info = self.tensors.get(&stored).ok_or_else(|| bad(format!("tensor `{stored}` is missing")))?;
+                if info.dtype != format!("{dtype:?}") || info.shape != dshape {
+                    return Err(bad(format!(
+                        "tensor `{stored}` is {} {:?}; its metadata needs {dtype:?} {dshape:?}",
+                        info.dtype, info.shape
+                    )));
+                }
+                part.data = self.read(&stored)?;
+                parts.push(part);
+            }
+            parts.sort_by_key(|p| PART_NAMES.iter().position(|&n| n == p.name));
+            let t = QuantizedTensor::from_parts(scheme, shape, axis as usize, parts)
+                .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+            out.push((name.clone(), t));
+        }
+        Ok(out)
+    }
+}
+
+/// Float data read from a file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Floats {
+    /// float32 (or narrower floats widened exactly).
+    F32(Vec<f32>),
+    /// float64.
+    F64(Vec<f64>),
+}
+
+fn usizes(v: &Value) -> Option<Vec<usize>> {
+    v.as_array()?.iter().map(|d| d.as_u64().map(|d| d as usize)).collect()
+}
+
+fn tensor_info(entry: &Value) -> Option<TensorInfo> {
+    let offsets = usizes(entry.get("data_offsets")?)?;
+    if offsets.len() != 2 {
+        return None;
+    }
+    Some(TensorInfo {
+        dtype: entry.get("dtype")?.as_str()?.to_string(),
+        shape: usizes(entry.get("shape")?)?,
+        start: offsets[0] as u64,
+        end: offsets[1] as u64,
+    })
+}
+
+/// Bits per element of a safetensors dtype name.
+fn dtype_bits(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" | "F8_E4M3FNUZ" | "F8_E5M2FNUZ" => 8,
+        "F4" => 4,
+        "F6_E2M3" | "F6_E3M2" => 6,
+        "I16" | "U16" | "F16" | "BF16" => 16,
+        "I32" | "U32" | "F32" => 32,
+        "I64" | "U64" | "F64" | "C64" => 64,
+        _ => return None,
+    })
+}
