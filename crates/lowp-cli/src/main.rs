@@ -4,7 +4,10 @@ mod bench;
 mod convert;
 mod describe;
 mod npy;
+mod plot;
+mod quantize;
 mod report;
+mod report_schemes;
 mod table;
 mod tensors;
 mod timing;
@@ -15,6 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use lowp::quant::Scheme;
 use lowp::{FlipScope, Format, Rounding, RoundingMode};
 
 use convert::FloatType;
@@ -24,6 +28,14 @@ const NAMES_HELP: &str = "FORMAT: a preset or alias from `lowp formats` (bf16, f
 e<E>m<M>[b<BIAS>][fn|fnuz] (e.g. e5m10), binary<K>p<P><s|u><e|f> (IEEE P3109, e.g. binary8p4se), or chop(<t>,<emax>).
 MODE: nearest_even (default), toward_positive, toward_negative, toward_zero, stochastic, stochastic_equal, \
 nearest_zero, nearest_away, odd; aliases rne, up, down, rtz, sr; a chop code 1-9; or stochastic:N (N random bits).";
+
+/// What SCHEME accepts (docs/quantization.md has the full table).
+const SCHEMES_HELP: &str =
+    "SCHEME: int<b>[:tensor|:channel|:g<G>][:sym|:asym][:full][:scale=<format>][:minmax|:pct<p>|:mse] \
+(e.g. int4:g128:asym, int8:channel:sym), fixed:q<i>.<f>[:wrap], mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, \
+mxint8 [:b<N>][:ceil], nvfp4[:b<N>][:notensor], bfp<m>[:b<N>], bitmod4|bitmod3[:g<G>], nf4[:g<G>], \
+codebook(v1,v2,...)[:g<G>]. Groups and blocks run along --axis (default -1, the last); for :channel, --axis is the \
+channel axis.";
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +87,11 @@ enum Command {
     /// Error of each format and rounding mode on realistic tensors (built in, or IN.npy), with throughput.
     #[command(after_help = NAMES_HELP)]
     Report(ReportArgs),
+    /// Quantize the float tensors of a .npy or .safetensors file with a scheme; write lowp's packed safetensors.
+    #[command(after_help = SCHEMES_HELP)]
+    Quantize(QuantizeArgs),
+    /// Dequantize a file written by `lowp quantize` into a .npy file (one tensor) or a .safetensors file.
+    Dequantize(DequantizeArgs),
     /// Throughput of round, encode and decode per format, mode, data type and thread count, against memcpy.
     #[command(after_help = NAMES_HELP)]
     Bench(BenchArgs),
@@ -189,7 +206,8 @@ struct DecodeArgs {
 
 #[derive(Args)]
 struct ReportArgs {
-    /// A float32 or float64 .npy file to report on instead of the built-in tensors.
+    /// A float32 or float64 .npy file to report on instead of the built-in tensors (with --schemes, also a
+    /// .safetensors file, read tensor by tensor).
     input: Option<PathBuf>,
     /// Comma-separated formats, or `all` for every preset [default: bfloat16, float16, tf32, float8_e5m2,
     /// float8_e4m3fn, float6_e3m2fn, float6_e2m3fn, float4_e2m1fn].
@@ -209,6 +227,54 @@ struct ReportArgs {
     /// Print one JSON array of records instead of tables.
     #[arg(long)]
     json: bool,
+    /// Compare quantization schemes instead of formats: a comma-separated list, or `default` for int8, int4 and
+    /// int3 groups, MXFP8/6/4, NVFP4, BFP8, BitMoD and NF4.
+    #[arg(long, value_name = "LIST", value_parser = parse_schemes)]
+    schemes: Option<SchemeList>,
+    /// With --schemes: the axis groups and blocks run along (negative counts from the end).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true, requires = "schemes")]
+    axis: isize,
+    /// With --schemes: also draw SQNR against bits per element into FILE (.svg or .png).
+    #[arg(long, value_name = "FILE", requires = "schemes")]
+    plot: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct QuantizeArgs {
+    /// The quantization scheme.
+    #[arg(short, long)]
+    scheme: Scheme,
+    /// Axis groups and blocks run along (negative counts from the end).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    axis: isize,
+    /// Rounding mode of the elements (scales are always rounded to nearest even).
+    #[arg(short, long, default_value = "nearest_even")]
+    mode: RoundingMode,
+    /// Seed of stochastic rounding (tensor k, in name order, uses seed + k).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Quantize only tensors with at least this many dimensions (2: weight matrices, not norms and biases);
+    /// the others are stored unchanged.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    min_dims: usize,
+    /// Input: a float .npy file, or a .safetensors file (read tensor by tensor).
+    input: PathBuf,
+    /// Output .safetensors file (written only if everything succeeds).
+    output: PathBuf,
+}
+
+#[derive(Args)]
+struct DequantizeArgs {
+    /// Element type to write.
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: quantize::OutType,
+    /// The tensor to dequantize (a .npy output takes one).
+    #[arg(long)]
+    name: Option<String>,
+    /// A .safetensors file written by `lowp quantize`.
+    input: PathBuf,
+    /// Output .npy or .safetensors file.
+    output: PathBuf,
 }
 
 #[derive(Args)]
@@ -250,6 +316,17 @@ struct BenchArgs {
 struct FormatList(Vec<Format>);
 #[derive(Clone, Debug)]
 struct ModeList(Vec<RoundingMode>);
+#[derive(Clone, Debug)]
+struct SchemeList(Vec<Scheme>);
+
+fn parse_schemes(s: &str) -> Result<SchemeList, lowp::Error> {
+    if s.trim().eq_ignore_ascii_case("default") {
+        return Ok(SchemeList(
+            report_schemes::DEFAULT_SCHEMES.iter().map(|n| Scheme::parse(n).expect("built-in schemes parse")).collect(),
+        ));
+    }
+    split_list(s).into_iter().map(Scheme::parse).collect::<Result<_, _>>().map(SchemeList)
+}
 
 /// Splits on commas outside parentheses, so `chop(11,15)` stays one item.
 fn split_list(s: &str) -> Vec<&str> {
@@ -296,6 +373,32 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Round(a) => convert::round(&a.options.apply(a.format), &a.rounding.rounding(), &a.input, &a.output),
         Command::Encode(a) => convert::encode(&a.options.apply(a.format), &a.rounding.rounding(), &a.input, &a.output),
         Command::Decode(a) => convert::decode(&a.format, a.dtype, &a.input, &a.output),
+        Command::Report(a) if a.schemes.is_some() => {
+            let modes = a.modes.map_or_else(|| vec![RoundingMode::NearestEven], |l| l.0);
+            let [mode] = modes[..] else {
+                anyhow::bail!("--schemes reports one rounding mode at a time; --modes gave {}", modes.len());
+            };
+            let opts = report_schemes::Options {
+                input: a.input,
+                schemes: a.schemes.map(|l| l.0).unwrap_or_default(),
+                rounding: Rounding::new(mode).with_seed(a.seed),
+                axis: a.axis,
+                elements: a.elements,
+                json: a.json,
+                plot: a.plot,
+            };
+            report_schemes::run(&opts, out)
+        }
+        Command::Quantize(a) => {
+            let opts = quantize::QuantizeOptions {
+                scheme: &a.scheme,
+                rounding: Rounding::new(a.mode).with_seed(a.seed),
+                axis: a.axis,
+                min_dims: a.min_dims,
+            };
+            quantize::quantize(&opts, &a.input, &a.output, out)
+        }
+        Command::Dequantize(a) => quantize::dequantize(&a.input, &a.output, a.dtype, a.name.as_deref(), out),
         Command::Report(a) => {
             let formats = a.formats.map_or_else(|| named(report::DEFAULT_FORMATS), |l| l.0);
             let opts = report::Options {

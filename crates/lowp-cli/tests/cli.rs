@@ -66,7 +66,7 @@ fn save<T: AutoSerialize + Copy>(path: &Path, shape: &[u64], order: Order, data:
 }
 
 /// (dtype descr, shape, C-order data).
-fn load<T: Deserialize>(path: &Path) -> (String, Vec<u64>, Vec<T>) {
+fn load_npy<T: Deserialize>(path: &Path) -> (String, Vec<u64>, Vec<T>) {
     let f = npyz::NpyFile::new(File::open(path).unwrap()).unwrap();
     assert_eq!(f.order(), Order::C);
     let npyz::DType::Plain(dtype) = f.dtype() else { panic!("structured dtype in {}", path.display()) };
@@ -103,18 +103,18 @@ fn round_encode_decode_float32() {
     lowp::encode(&fmt, &cfg, &x, &mut want_codes).unwrap();
 
     ok(&["round", "-f", "e4m3fn", s(&input), s(&rounded)]);
-    let (dtype, shape, got) = load::<f32>(&rounded);
+    let (dtype, shape, got) = load_npy::<f32>(&rounded);
     assert_eq!((dtype.as_str(), shape.as_slice()), ("<f4", &[3u64, 4][..]));
     assert!(same_bits_f32(&got, &want), "{got:?} vs {want:?}");
     assert!(got[3].is_nan() && got[11] == 448.0); // overflow to NaN; 460 rounds to max
 
     ok(&["encode", "-f", "float8_e4m3fn", s(&input), s(&codes)]);
-    let (dtype, shape, got_codes) = load::<u8>(&codes);
+    let (dtype, shape, got_codes) = load_npy::<u8>(&codes);
     assert_eq!((dtype.as_str(), shape.as_slice()), ("|u1", &[3u64, 4][..]));
     assert_eq!(got_codes, want_codes);
 
     ok(&["decode", "-f", "e4m3fn", s(&codes), s(&decoded)]);
-    let (dtype, shape, got) = load::<f32>(&decoded);
+    let (dtype, shape, got) = load_npy::<f32>(&decoded);
     assert_eq!((dtype.as_str(), shape.as_slice()), ("<f4", &[3u64, 4][..]));
     assert!(same_bits_f32(&got, &want), "decode(encode(x)) must equal round(x)");
 }
@@ -134,18 +134,18 @@ fn round_encode_decode_float64_stochastic() {
 
     let opts = ["-f", "fp16", "--saturate", "-m", "stochastic", "--seed", "7"];
     ok(&[&["round"][..], &opts, &[s(&input), s(&rounded)]].concat());
-    let (dtype, shape, got) = load::<f64>(&rounded);
+    let (dtype, shape, got) = load_npy::<f64>(&rounded);
     assert_eq!((dtype.as_str(), shape.as_slice()), ("<f8", &[3u64, 4][..]));
     assert!(same_bits_f64(&got, &want), "{got:?} vs {want:?}");
     assert_eq!(got[5], 65504.0); // saturated
 
     ok(&[&["encode"][..], &opts, &[s(&input), s(&codes)]].concat());
-    let (dtype, _, got_codes) = load::<u16>(&codes);
+    let (dtype, _, got_codes) = load_npy::<u16>(&codes);
     assert_eq!(dtype, "<u2");
     assert_eq!(got_codes, want_codes);
 
     ok(&["decode", "-f", "float16", "--dtype", "f64", s(&codes), s(&decoded)]);
-    let (dtype, shape, got) = load::<f64>(&decoded);
+    let (dtype, shape, got) = load_npy::<f64>(&decoded);
     assert_eq!((dtype.as_str(), shape.as_slice()), ("<f8", &[3u64, 4][..]));
     assert!(same_bits_f64(&got, &want));
 }
@@ -160,7 +160,7 @@ fn fortran_order_input_gives_the_same_logical_array() {
     ok(&["round", "-f", "bf16", s(&input), s(&out)]);
     let mut want = vec![0f64; 12];
     lowp::round(&Format::parse("bfloat16").unwrap(), &Rounding::default(), &VALUES, &mut want).unwrap();
-    let (_, shape, got) = load::<f64>(&out);
+    let (_, shape, got) = load_npy::<f64>(&out);
     assert_eq!(shape, [3, 4]);
     assert!(same_bits_f64(&got, &want));
 }
@@ -218,7 +218,7 @@ fn decode_rejects_codes_wider_than_the_format() {
     // Codes that fit are accepted from any unsigned type.
     save(&input, &[2, 2], Order::C, &[0x38u64, 0x01, 0xff, 0x7e]);
     ok(&["decode", "-f", "e4m3fn", s(&input), s(&out)]);
-    let (_, _, v) = load::<f32>(&out);
+    let (_, _, v) = load_npy::<f32>(&out);
     assert_eq!(v[0], 1.0);
     assert!(v[2].is_nan());
 }
@@ -301,4 +301,126 @@ fn describing_formats() {
     assert!(values.contains("0xf") && values.contains("-6"), "{values}");
     let err = fails(&["values", "float32"]);
     assert!(err.contains("at most 16 bits"), "{err}");
+}
+
+/// A model-like safetensors file: two weight matrices (float32 and bfloat16), a 1-D norm, integer ids.
+fn model_file(path: &Path) -> (Vec<f32>, Vec<f32>) {
+    use safetensors::{tensor::TensorView, Dtype};
+    let w: Vec<f32> = (0..48 * 40).map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 0.1).collect();
+    // bfloat16 values are float32 with the low 16 bits zero: exact in both.
+    let e: Vec<f32> =
+        (0..16 * 64).map(|i| f32::from_bits((((i * 31 % 97) as f32 - 48.0) / 64.0).to_bits() & 0xffff_0000)).collect();
+    let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let eb: Vec<u8> = e.iter().flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes()).collect();
+    let nb: Vec<u8> = [1.0f32; 40].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let ids: Vec<u8> = [3i64, 1, 4].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let views = vec![
+        ("layer.weight", TensorView::new(Dtype::F32, vec![48, 40], &wb).unwrap()),
+        ("embed", TensorView::new(Dtype::BF16, vec![16, 64], &eb).unwrap()),
+        ("norm", TensorView::new(Dtype::F32, vec![40], &nb).unwrap()),
+        ("ids", TensorView::new(Dtype::I64, vec![3], &ids).unwrap()),
+    ];
+    fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+    (w, e)
+}
+
+#[test]
+fn quantize_and_dequantize_npy() {
+    use lowp::quant::{load, QuantizedTensor, Scheme};
+    let dir = TempDir::new("quant-npy");
+    let x: Vec<f32> = (0..6 * 100).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+    let (input, q, back) = (dir.path("w.npy"), dir.path("w.safetensors"), dir.path("back.npy"));
+    save(&input, &[6, 100], Order::C, &x);
+    let scheme = Scheme::parse("int4:g32:asym").unwrap();
+    let cfg = Rounding::new(RoundingMode::Stochastic).with_seed(5);
+    let want = QuantizedTensor::quantize(&scheme, &cfg, &x, &[6, 100], 1).unwrap();
+    let out = ok(&["quantize", "-s", "int4:g32:asym", "-m", "stochastic", "--seed", "5", s(&input), s(&q)]);
+    assert!(out.contains("int4:g32:asym") && out.contains("1 tensors quantized"), "{out}");
+    assert_eq!(load(&q).unwrap(), vec![("w".to_string(), want.clone())]);
+    ok(&["dequantize", s(&q), s(&back)]);
+    let (dtype, shape, got) = load_npy::<f32>(&back);
+    let mut y = vec![0f32; x.len()];
+    want.dequantize(&mut y).unwrap();
+    assert_eq!((dtype.as_str(), shape.as_slice()), ("<f4", &[6u64, 100][..]));
+    assert!(same_bits_f32(&got, &y));
+    // Blocks along the first axis.
+    ok(&["quantize", "-s", "mxfp4:b4", "--axis", "0", s(&input), s(&q)]);
+    let want = QuantizedTensor::quantize(&Scheme::parse("mxfp4:b4").unwrap(), &Rounding::default(), &x, &[6, 100], 0);
+    assert_eq!(load(&q).unwrap()[0].1, want.unwrap());
+}
+
+#[test]
+fn quantize_a_model_file_tensor_by_tensor() {
+    use lowp::quant::{load, Floats, QuantizedTensor, SafetensorsFile, Scheme};
+    let dir = TempDir::new("quant-model");
+    let (model, q, back) = (dir.path("model.safetensors"), dir.path("q.safetensors"), dir.path("d.safetensors"));
+    let (w, e) = model_file(&model);
+    let out = ok(&["quantize", "-s", "nvfp4", "--min-dims", "2", s(&model), s(&q)]);
+    assert!(out.contains("2 tensors quantized") && out.contains("2 kept"), "{out}");
+    let scheme = Scheme::parse("nvfp4").unwrap();
+    let got = load(&q).unwrap();
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["embed", "layer.weight"]);
+    let cfg = Rounding::default();
+    assert_eq!(got[0].1, QuantizedTensor::quantize(&scheme, &cfg, &e, &[16, 64], 1).unwrap());
+    assert_eq!(got[1].1, QuantizedTensor::quantize(&scheme, &cfg, &w, &[48, 40], 1).unwrap());
+    // The norm and the ids are kept as they were.
+    let mut f = SafetensorsFile::open(&q).unwrap();
+    assert_eq!(f.read_floats("norm").unwrap(), Some(Floats::F32(vec![1.0; 40])));
+    assert_eq!(f.tensors()["ids"].dtype, "I64");
+    // Dequantized into a safetensors file: floats for the quantized tensors, the rest copied.
+    ok(&["dequantize", "--dtype", "f64", s(&q), s(&back)]);
+    let mut d = SafetensorsFile::open(&back).unwrap();
+    let mut y = vec![0f64; w.len()];
+    got[1].1.dequantize(&mut y).unwrap();
+    assert_eq!(d.read_floats("layer.weight").unwrap(), Some(Floats::F64(y)));
+    assert_eq!(d.read("ids").unwrap(), f.read("ids").unwrap());
+    assert_eq!(d.tensors().len(), 4);
+    // A .npy output takes one tensor.
+    let err = fails(&["dequantize", s(&q), s(&dir.path("x.npy"))]);
+    assert!(err.contains("--name") && err.contains("layer.weight"), "{err}");
+    ok(&["dequantize", "--name", "embed", s(&q), s(&dir.path("x.npy"))]);
+}
+
+#[test]
+fn report_compares_schemes_and_plots() {
+    let dir = TempDir::new("report-schemes");
+    let model = dir.path("model.safetensors");
+    model_file(&model);
+    let (svg, png) = (dir.path("r.svg"), dir.path("r.png"));
+    let out = ok(&["report", "--schemes", "int4:g128:asym,mxfp4,bitmod4", "--json", "--plot", s(&svg), s(&model)]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let recs = v.as_array().unwrap();
+    assert_eq!(recs.len(), 3 * 3); // three float tensors (the norm too), three schemes
+    let mx = recs.iter().find(|r| r["tensor"] == "layer.weight" && r["scheme"] == "mxfp4:b32").unwrap();
+    assert_eq!(mx["bits_per_element"], 4.4); // rows of 40: blocks of 32 and 8, two 8-bit scales per 40 codes
+    assert!(mx["sqnr_db"].as_f64().unwrap() > 10.0 && mx["quantize_elements_per_s"].as_f64().unwrap() > 0.0);
+    let svg_text = fs::read_to_string(&svg).unwrap();
+    assert!(svg_text.starts_with("<svg") || svg_text.starts_with("<?xml"));
+    assert!(svg_text.contains("layer.weight") && svg_text.contains("mxfp4:b32"));
+    let table = ok(&["report", "--schemes", "default", "--elements", "4096", "--plot", s(&png)]);
+    assert!(table.contains("nvfp4:b16") && table.contains("== heavy_tailed"), "{table}");
+    assert_eq!(&fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    let err = fails(&["report", "--schemes", "mxfp4", "--elements", "64", "--plot", s(&dir.path("r.jpg"))]);
+    assert!(err.contains("svg") && err.contains("png"), "{err}");
+    assert!(!dir.files().contains(&"r.jpg".to_string()));
+}
+
+#[test]
+fn quantize_errors_name_the_problem() {
+    let dir = TempDir::new("quant-errors");
+    let input = dir.path("w.npy");
+    save(&input, &[4], Order::C, &[1.0f32, f32::NAN, 2.0, 3.0]);
+    let err = fails(&["quantize", "-s", "int4:g128:asym", s(&input), s(&dir.path("o.safetensors"))]);
+    assert!(err.contains("NaN") && err.contains("`w`"), "{err}");
+    let err = fails(&["quantize", "-s", "mxfp5", s(&input), s(&dir.path("o.safetensors"))]);
+    assert!(err.contains("Accepted"), "{err}");
+    let err = fails(&["quantize", "-s", "mxfp4", s(&input), s(&dir.path("o.npy"))]);
+    assert!(err.contains(".safetensors"), "{err}");
+    let err = fails(&["quantize", "-s", "mxfp4", "--axis", "3", s(&input), s(&dir.path("o.safetensors"))]);
+    assert!(err.contains("axis 3"), "{err}");
+    fs::write(dir.path("junk.safetensors"), b"not a safetensors file at all").unwrap();
+    let err = fails(&["dequantize", s(&dir.path("junk.safetensors")), s(&dir.path("o.npy"))]);
+    assert!(err.contains("junk.safetensors"), "{err}");
+    assert_eq!(dir.files(), ["junk.safetensors", "w.npy"]);
 }

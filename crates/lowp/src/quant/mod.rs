@@ -36,7 +36,10 @@ pub use fixed::{FixedPoint, Overflow};
 pub use mx::{Mx, MxElement, MxQuantized, ScaleRule};
 pub use nvfp4::{Nvfp4, Nvfp4Quantized};
 pub use scheme::{Quantized, Scheme};
-pub use store::{load, save, to_bytes, write_atomically, Floats, SafetensorsFile, TensorInfo, METADATA_KEY};
+pub use store::{
+    from_bytes, load, save, to_bytes, to_bytes_with, write_atomically, Floats, PlainTensor, SafetensorsFile,
+    TensorInfo, METADATA_KEY,
+};
 pub use tensor::{packed_bytes, Part, QuantizedTensor, PART_NAMES};
 
 pub(crate) use crate::format::exponent_of;

@@ -52,8 +52,40 @@ pub fn save(path: &Path, tensors: &[(&str, &QuantizedTensor)]) -> Result<()> {
 
 /// The safetensors bytes [`save`] writes.
 pub fn to_bytes(tensors: &[(&str, &QuantizedTensor)]) -> Result<Vec<u8>> {
+    to_bytes_with(tensors, &[])
+}
+
+/// A tensor stored as it is, beside the quantized ones (a model's norms and biases, integer tensors): the
+/// safetensors dtype name (`F32`, `BF16`, `I64`, ...), shape and little-endian bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlainTensor {
+    /// Name in the file.
+    pub name: String,
+    /// safetensors dtype name.
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// The safetensors bytes of quantized `tensors` and `plain` ones; readers of lowp's files skip the plain
+/// tensors ([`load`] returns only the quantized ones).
+pub fn to_bytes_with(tensors: &[(&str, &QuantizedTensor)], plain: &[PlainTensor]) -> Result<Vec<u8>> {
     let mut described = serde_json::Map::new();
     let mut views = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for p in plain {
+        let dtype = parse_dtype(&p.dtype).ok_or_else(|| {
+            Error::InvalidOption(format!("tensor `{}`: unknown safetensors dtype {}", p.name, p.dtype))
+        })?;
+        let view = TensorView::new(dtype, p.shape.clone(), &p.data)
+            .map_err(|e| Error::InvalidOption(format!("tensor `{}`: {e}", p.name)))?;
+        if !names.insert(p.name.clone()) {
+            return Err(Error::InvalidOption(format!("tensor names must be distinct; `{}` is repeated", p.name)));
+        }
+        views.push((p.name.clone(), view));
+    }
     for &(name, t) in tensors {
         if name.is_empty() || described.contains_key(name) {
             return Err(Error::InvalidOption(format!("tensor names must be distinct and non-empty; `{name}` is not")));
@@ -62,7 +94,11 @@ pub fn to_bytes(tensors: &[(&str, &QuantizedTensor)]) -> Result<Vec<u8>> {
         for p in t.parts() {
             let (dtype, shape) = stored_dtype(p);
             let view = TensorView::new(dtype, shape, &p.data).map_err(|e| Error::InvalidFile(e.to_string()))?;
-            views.push((format!("{name}.{}", p.name), view));
+            let stored = format!("{name}.{}", p.name);
+            if !names.insert(stored.clone()) {
+                return Err(Error::InvalidOption(format!("tensor names must be distinct; `{stored}` is repeated")));
+            }
+            views.push((stored, view));
             parts.insert(
                 p.name.to_string(),
                 json!({"bits": p.bits, "signed": p.signed, "format": p.format.as_ref().map(|f| f.name()), "shape": p.shape}),
@@ -73,15 +109,36 @@ pub fn to_bytes(tensors: &[(&str, &QuantizedTensor)]) -> Result<Vec<u8>> {
             json!({"scheme": t.scheme().to_string(), "shape": t.shape(), "axis": t.axis(), "parts": parts}),
         );
     }
-    let meta = json!({"version": VERSION, "tensors": described});
-    let info = HashMap::from([(METADATA_KEY.to_string(), meta.to_string())]);
-    safetensors::serialize(views, Some(info)).map_err(|e| Error::InvalidFile(e.to_string()))
+    let info = (!tensors.is_empty()).then(|| {
+        let meta = json!({"version": VERSION, "tensors": described});
+        HashMap::from([(METADATA_KEY.to_string(), meta.to_string())])
+    });
+    safetensors::serialize(views, info).map_err(|e| Error::InvalidFile(e.to_string()))
 }
 
 /// Every quantized tensor in a file written by [`save`], in name order.
 pub fn load(path: &Path) -> Result<Vec<(String, QuantizedTensor)>> {
     let mut file = SafetensorsFile::open(path)?;
     file.quantized()
+}
+
+/// Every quantized tensor in the bytes of a file written by [`save`] (what [`to_bytes`] returns), in name
+/// order; checked as [`load`] checks a file.
+///
+/// # Examples
+/// ```
+/// use lowp::quant::{from_bytes, to_bytes, QuantizedTensor, Scheme};
+/// use lowp::Rounding;
+/// let x: Vec<f32> = (0..64).map(|i| (i as f32).cos()).collect();
+/// let q = QuantizedTensor::quantize(&Scheme::parse("mxfp4")?, &Rounding::default(), &x, &[64], 0)?;
+/// let bytes = to_bytes(&[("w", &q)])?;
+/// assert_eq!(from_bytes(&bytes)?, vec![("w".to_string(), q)]);
+/// assert!(from_bytes(&bytes[..bytes.len() - 1]).is_err());
+/// # Ok::<(), lowp::Error>(())
+/// ```
+pub fn from_bytes(bytes: &[u8]) -> Result<Vec<(String, QuantizedTensor)>> {
+    let source = std::io::Cursor::new(bytes.to_vec());
+    SafetensorsFile::read_header(PathBuf::from("<bytes>"), Box::new(source), bytes.len() as u64)?.quantized()
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.
@@ -132,10 +189,14 @@ pub struct TensorInfo {
     pub end: u64,
 }
 
+/// Where a [`SafetensorsFile`] reads from: a file, or bytes in memory ([`from_bytes`]).
+trait Source: Read + Seek + Send + Sync {}
+impl<T: Read + Seek + Send + Sync> Source for T {}
+
 /// A safetensors file opened for reading tensor by tensor: only the header is read when it opens.
 pub struct SafetensorsFile {
     path: PathBuf,
-    file: File,
+    file: Box<dyn Source>,
     data_start: u64,
     tensors: BTreeMap<String, TensorInfo>,
     metadata: BTreeMap<String, String>,
@@ -145,11 +206,17 @@ impl SafetensorsFile {
     /// Opens `path` and reads its header, checking that every tensor's bytes lie within the file, agree with
     /// its dtype and shape, and do not overlap.
     pub fn open(path: &Path) -> Result<SafetensorsFile> {
+        let io = |e: std::io::Error| Error::Io { path: path.display().to_string(), message: e.to_string() };
+        let file = File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        SafetensorsFile::read_header(path.to_path_buf(), Box::new(file), size)
+    }
+
+    /// Reads the header of the `size` bytes of `file`; `path` names them in messages.
+    fn read_header(path: PathBuf, mut file: Box<dyn Source>, size: u64) -> Result<SafetensorsFile> {
         let shown = path.display().to_string();
         let io = |e: std::io::Error| Error::Io { path: shown.clone(), message: e.to_string() };
         let bad = |why: String| Error::InvalidFile(format!("{shown}: {why}"));
-        let mut file = File::open(path).map_err(io)?;
-        let size = file.metadata().map_err(io)?.len();
         let mut n = [0u8; 8];
         file.read_exact(&mut n).map_err(|_| bad("too short to be a safetensors file".into()))?;
         let n = u64::from_le_bytes(n);
@@ -191,7 +258,7 @@ impl SafetensorsFile {
                 return Err(bad(format!("tensors `{}` and `{}` overlap", w[0].2, w[1].2)));
             }
         }
-        Ok(SafetensorsFile { path: path.to_path_buf(), file, data_start, tensors, metadata })
+        Ok(SafetensorsFile { path, file, data_start, tensors, metadata })
     }
 
     /// The tensors, by name.
@@ -322,6 +389,29 @@ fn tensor_info(entry: &Value) -> Option<TensorInfo> {
         shape: usizes(entry.get("shape")?)?,
         start: offsets[0] as u64,
         end: offsets[1] as u64,
+    })
+}
+
+/// The safetensors dtype of a name, for the dtypes a plain tensor may have.
+fn parse_dtype(name: &str) -> Option<Dtype> {
+    Some(match name {
+        "BOOL" => Dtype::BOOL,
+        "U8" => Dtype::U8,
+        "I8" => Dtype::I8,
+        "F8_E5M2" => Dtype::F8_E5M2,
+        "F8_E4M3" => Dtype::F8_E4M3,
+        "F8_E8M0" => Dtype::F8_E8M0,
+        "I16" => Dtype::I16,
+        "U16" => Dtype::U16,
+        "F16" => Dtype::F16,
+        "BF16" => Dtype::BF16,
+        "I32" => Dtype::I32,
+        "U32" => Dtype::U32,
+        "F32" => Dtype::F32,
+        "I64" => Dtype::I64,
+        "U64" => Dtype::U64,
+        "F64" => Dtype::F64,
+        _ => return None,
     })
 }
 
