@@ -225,29 +225,54 @@ impl AffineInt {
                 why: "integer codes have no NaN",
             });
         }
-        // The finite values of each block.
         let nb = layout.blocks();
-        let mut members: Vec<Vec<f64>> = vec![Vec::new(); nb];
-        for (i, v) in x.iter().enumerate() {
-            let v = v.to_f64();
-            if v.is_finite() {
-                members[layout.block(i)].push(v);
+        let (mut scales, mut zeros) = (vec![0.0; nb], vec![0; nb]);
+        let mut codes = vec![0i32; x.len()];
+        if layout.contiguous() {
+            // Batches of whole blocks in parallel: each block's range, scale and zero point, then its codes.
+            let failed = std::sync::Mutex::new(None);
+            let mut per_block: Vec<(f64, i32)> = vec![(0.0, 0); nb];
+            layout.par_batches(&mut codes, &mut per_block, |b0, i0, codes, blocks| {
+                let mut vals = Vec::new();
+                for (k, sz) in blocks.iter_mut().enumerate() {
+                    let r = layout.block_range(b0 + k);
+                    vals.clear();
+                    vals.extend(x[r.clone()].iter().map(|v| v.to_f64()).filter(|v| v.is_finite()));
+                    match self.range(&mut vals).and_then(|(mn, mx)| self.scale_zero(mn, mx)) {
+                        Ok((s, z)) => *sz = (s, z),
+                        Err(e) => {
+                            *failed.lock().expect("no panic while held") = Some(e);
+                            return;
+                        }
+                    }
+                    let (s, z) = *sz;
+                    for (i, (c, v)) in codes[r.start - i0..r.end - i0].iter_mut().zip(&x[r.clone()]).enumerate() {
+                        *c = self.code(v.to_f64(), s, z, cfg.mode, cfg.seed, (r.start + i) as u64);
+                    }
+                }
+            });
+            if let Some(e) = failed.into_inner().expect("no panic while held") {
+                return Err(e);
+            }
+            (scales, zeros) = per_block.into_iter().unzip();
+        } else {
+            // The finite values of each block.
+            let mut members: Vec<Vec<f64>> = vec![Vec::new(); nb];
+            for (i, v) in x.iter().enumerate() {
+                let v = v.to_f64();
+                if v.is_finite() {
+                    members[layout.block(i)].push(v);
+                }
+            }
+            for (b, vals) in members.iter_mut().enumerate() {
+                let (mn, mx) = self.range(vals)?;
+                (scales[b], zeros[b]) = self.scale_zero(mn, mx)?;
+            }
+            for (i, (c, v)) in codes.iter_mut().zip(x).enumerate() {
+                let b = layout.block(i);
+                *c = self.code(v.to_f64(), scales[b], zeros[b], cfg.mode, cfg.seed, i as u64);
             }
         }
-        let mut scales = vec![0.0; nb];
-        let mut zeros = vec![0; nb];
-        for (b, vals) in members.iter_mut().enumerate() {
-            let (mn, mx) = self.range(vals)?;
-            (scales[b], zeros[b]) = self.scale_zero(mn, mx)?;
-        }
-        let codes = x
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let b = layout.block(i);
-                self.code(v.to_f64(), scales[b], zeros[b], cfg.mode, cfg.seed, i as u64)
-            })
-            .collect();
         Ok(QuantizedInt { scheme: self.clone(), shape: shape.to_vec(), axis, codes, scales, zeros })
     }
 }

@@ -399,6 +399,53 @@ fn parse_grouped(spec: &str, head: &str, default_group: usize, accepted: &str) -
     Ok((head.to_string(), group))
 }
 
+/// The choice of codebook and scale for one group.
+struct GroupFit<'a> {
+    books: &'a [Codebook],
+    scale_format: &'a Format,
+    saturating: Format,
+    cfg: &'a Rounding,
+}
+
+impl GroupFit<'_> {
+    /// For the group `vals` (elements `first..` of the tensor): the codebook with the least squared error over
+    /// the finite values (ties to the lower type id) and its scale; the codes land in `codes`.
+    fn best(&self, vals: &[f64], first: usize, codes: &mut [u8]) -> Result<(usize, f64)> {
+        self.best_at(vals, |j| (first + j) as u64, codes)
+    }
+
+    /// [`best`](Self::best) with element j of the group at tensor index `index(j)`.
+    fn best_at(&self, vals: &[f64], index: impl Fn(usize) -> u64, codes: &mut [u8]) -> Result<(usize, f64)> {
+        let amax = vals.iter().filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs()));
+        let rne = Rounding::new(RoundingMode::NearestEven);
+        let mut candidate = vec![0u8; vals.len()];
+        let mut best: Option<(f64, usize, f64)> = None;
+        for (t, book) in self.books.iter().enumerate() {
+            let scale = if amax == 0.0 {
+                empty_block_scale(self.scale_format)
+            } else {
+                round_value(&self.saturating, &rne, amax / book.max_abs(), 0)?
+            };
+            let mut err = 0.0;
+            for (j, (c, &v)) in candidate.iter_mut().zip(vals).enumerate() {
+                let q = if scale == 0.0 { 0.0 } else { v / scale };
+                let k = book.index_of(q, self.cfg.mode, self.cfg.seed, index(j))?;
+                if v.is_finite() {
+                    let d = v - book.values[k] * scale;
+                    err += d * d;
+                }
+                *c = k as u8;
+            }
+            if best.is_none_or(|(e, ..)| err < e) {
+                best = Some((err, t, scale));
+                codes.copy_from_slice(&candidate);
+            }
+        }
+        let (_, t, scale) = best.expect("at least one codebook");
+        Ok((t, scale))
+    }
+}
+
 /// Quantizes groups with each codebook of `books` and keeps the one with the least squared error.
 fn quantize_grouped<T: Element>(
     books: &[Codebook],
@@ -424,43 +471,44 @@ fn quantize_grouped<T: Element>(
         });
     }
     let nb = layout.blocks();
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); nb];
-    for i in 0..xs.len() {
-        members[layout.block(i)].push(i);
-    }
-    let sat = scale_format.clone().with_saturation(true);
-    let rne = Rounding::new(RoundingMode::NearestEven);
+    let fit = GroupFit { books, scale_format, saturating: scale_format.clone().with_saturation(true), cfg };
     let (mut codes, mut scales, mut types) = (vec![0u8; xs.len()], vec![0.0; nb], vec![0u8; nb]);
-    for (b, idx) in members.iter().enumerate() {
-        let amax = idx.iter().map(|&i| xs[i]).filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs()));
-        let mut best: Option<(f64, usize, f64, Vec<u8>)> = None;
-        for (t, book) in books.iter().enumerate() {
-            let scale = if amax == 0.0 {
-                empty_block_scale(scale_format)
-            } else {
-                round_value(&sat, &rne, amax / book.max_abs(), 0)?
-            };
-            let mut err = 0.0;
-            let mut cs = Vec::with_capacity(idx.len());
-            for &i in idx {
-                let q = if scale == 0.0 { 0.0 } else { xs[i] / scale };
-                let k = book.index_of(q, cfg.mode, cfg.seed, i as u64)?;
-                if xs[i].is_finite() {
-                    let d = xs[i] - book.values[k] * scale;
-                    err += d * d;
+    if layout.contiguous() {
+        // Groups are independent: batches of them in parallel.
+        let failed = std::sync::Mutex::new(None);
+        let mut per_block: Vec<(f64, u8)> = vec![(0.0, 0); nb];
+        layout.par_batches(&mut codes, &mut per_block, |b0, i0, codes, blocks| {
+            for (k, st) in blocks.iter_mut().enumerate() {
+                let r = layout.block_range(b0 + k);
+                match fit.best(&xs[r.clone()], r.start, &mut codes[r.start - i0..r.end - i0]) {
+                    Ok((t, scale)) => *st = (scale, t as u8),
+                    Err(e) => {
+                        *failed.lock().expect("no panic while held") = Some(e);
+                        return;
+                    }
                 }
-                cs.push(k as u8);
             }
-            if best.as_ref().is_none_or(|(e, ..)| err < *e) {
-                best = Some((err, t, scale, cs));
+        });
+        if let Some(e) = failed.into_inner().expect("no panic while held") {
+            return Err(e);
+        }
+        (scales, types) = per_block.into_iter().unzip();
+    } else {
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); nb];
+        for i in 0..xs.len() {
+            members[layout.block(i)].push(i);
+        }
+        for (b, idx) in members.iter().enumerate() {
+            // Gathered into a run of its own; random draws still follow the elements' indices.
+            let vals: Vec<f64> = idx.iter().map(|&i| xs[i]).collect();
+            let mut cs = vec![0u8; idx.len()];
+            let (t, scale) = fit.best_at(&vals, |j| idx[j] as u64, &mut cs)?;
+            for (&i, c) in idx.iter().zip(cs) {
+                codes[i] = c;
             }
+            scales[b] = scale;
+            types[b] = t as u8;
         }
-        let (_, t, scale, cs) = best.expect("at least one codebook");
-        for (&i, c) in idx.iter().zip(cs) {
-            codes[i] = c;
-        }
-        scales[b] = scale;
-        types[b] = t as u8;
     }
     Ok(CodebookQuantized {
         codebooks: books.to_vec(),

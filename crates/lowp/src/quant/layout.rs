@@ -1,9 +1,16 @@
 //! Where blocks lie in a C-order tensor: per tensor, per channel along an axis, or per group of G
 //! consecutive elements along an axis.
 
+use std::ops::Range;
+
+use rayon::prelude::*;
+
 use super::Granularity;
 use crate::error::{Error, Result};
 use crate::Element;
+
+/// Elements per batch of whole blocks handed to one thread.
+const BATCH: usize = 1 << 14;
 
 /// A C-order tensor seen as (outer, axis length, inner), and the block of each element.
 pub(crate) struct Layout {
@@ -63,11 +70,80 @@ impl Layout {
         }
     }
 
+    /// Whether every block is one run of consecutive elements, in block order: groups along the last axis,
+    /// channels along the first, or the whole tensor. The fast paths need it.
+    pub(crate) fn contiguous(&self) -> bool {
+        match self.gran {
+            Granularity::Tensor => true,
+            Granularity::Channel => self.outer == 1,
+            Granularity::Group(_) => self.inner == 1,
+        }
+    }
+
+    /// The elements of block `b` (for a [`contiguous`](Self::contiguous) layout).
+    pub(crate) fn block_range(&self, b: usize) -> Range<usize> {
+        match self.gran {
+            Granularity::Tensor => 0..self.len(),
+            Granularity::Channel => b * self.inner..(b + 1) * self.inner,
+            Granularity::Group(g) => {
+                let (o, k) = (b / self.groups(g), b % self.groups(g));
+                let start = o * self.len + k * g;
+                start..(start + g).min((o + 1) * self.len)
+            }
+        }
+    }
+
+    /// Runs `f(first block, first element, per-element slice, per-block slice)` on batches of consecutive whole
+    /// blocks of a [`contiguous`](Self::contiguous) layout, in parallel. `per_element` has one item per element,
+    /// `per_block` one per block.
+    pub(crate) fn par_batches<A: Send, B: Send>(
+        &self,
+        per_element: &mut [A],
+        per_block: &mut [B],
+        f: impl Fn(usize, usize, &mut [A], &mut [B]) + Sync,
+    ) {
+        debug_assert!(self.contiguous() && per_element.len() == self.len() && per_block.len() == self.blocks());
+        let nb = self.blocks();
+        let per_batch = (BATCH / self.block_range(0).len().max(1)).max(1);
+        let mut batches = Vec::with_capacity(nb.div_ceil(per_batch));
+        let (mut elems, mut blocks) = (per_element, per_block);
+        for b0 in (0..nb).step_by(per_batch) {
+            let b1 = (b0 + per_batch).min(nb);
+            let (i0, i1) = (self.block_range(b0).start, self.block_range(b1 - 1).end);
+            let (e, rest_e) = std::mem::take(&mut elems).split_at_mut(i1 - i0);
+            let (b, rest_b) = std::mem::take(&mut blocks).split_at_mut(b1 - b0);
+            batches.push((b0, i0, e, b));
+            (elems, blocks) = (rest_e, rest_b);
+        }
+        batches.into_par_iter().for_each(|(b0, i0, e, b)| f(b0, i0, e, b));
+    }
+
     /// Per block: the largest finite magnitude (0 when there is none), and whether the block holds a
     /// non-finite value for which `refused` is true (a value the scheme's element type cannot hold).
-    pub(crate) fn block_amax<T: Element>(&self, x: &[T], refused: impl Fn(f64) -> bool) -> (Vec<f64>, Vec<bool>) {
+    pub(crate) fn block_amax<T: Element>(
+        &self,
+        x: &[T],
+        refused: impl Fn(f64) -> bool + Sync,
+    ) -> (Vec<f64>, Vec<bool>) {
         let nb = self.blocks();
         let (mut amax, mut special) = (vec![0.0f64; nb], vec![false; nb]);
+        if self.contiguous() {
+            let mut both: Vec<(f64, bool)> = vec![(0.0, false); nb];
+            let mut scratch = vec![(); x.len()];
+            self.par_batches(&mut scratch, &mut both, |b0, _, _, out| {
+                for (k, o) in out.iter_mut().enumerate() {
+                    for v in &x[self.block_range(b0 + k)] {
+                        let v = v.to_f64();
+                        if v.is_finite() {
+                            o.0 = o.0.max(v.abs());
+                        } else if refused(v) {
+                            o.1 = true;
+                        }
+                    }
+                }
+            });
+            return both.into_iter().unzip();
+        }
         for (i, v) in x.iter().enumerate() {
             let (v, b) = (v.to_f64(), self.block(i));
             if v.is_finite() {

@@ -6,7 +6,7 @@ use super::layout::Layout;
 use super::{exponent_of, Granularity};
 use crate::error::{Error, Result};
 use crate::format::pow2;
-use crate::round::check_len;
+use crate::round::{check_len, Encoder};
 use crate::{round_value, Element, Format, Rounding};
 
 /// How the shared exponent follows from the block's largest magnitude amax.
@@ -188,6 +188,33 @@ impl Mx {
             exps.iter().zip(&special).map(|(&e, &s)| if s { E8M0_NAN } else { (e + 127) as u8 }).collect();
         let mut codes = vec![0u8; x.len()];
         match &self.element {
+            MxElement::Float(f) if layout.contiguous() => {
+                // Each batch of blocks is scaled (exactly, by powers of two, in float64) and encoded in one go:
+                // the same roundings, with the same random draws, as the element-by-element loop below.
+                let f = f.clone().with_saturation(true).with_subnormals(true).with_propagate_inf(true);
+                let encoder = Encoder::<f64>::new(&f, cfg)?;
+                let mut per_block: Vec<(i32, u8)> = exps.iter().copied().zip(scales.iter().copied()).collect();
+                layout.par_batches(&mut codes, &mut per_block, |b0, i0, codes, blocks| {
+                    let mut scaled = vec![0.0f64; codes.len()];
+                    for (k, &(e, s)) in blocks.iter().enumerate() {
+                        if s == E8M0_NAN {
+                            continue; // zeros: the whole block decodes to NaN
+                        }
+                        let r = layout.block_range(b0 + k);
+                        let factor = pow2(-e);
+                        for (d, v) in scaled[r.start - i0..r.end - i0].iter_mut().zip(&x[r]) {
+                            *d = v.to_f64() * factor;
+                        }
+                    }
+                    encoder.encode_at(i0 as u64, &scaled, codes);
+                    for (k, &(_, s)) in blocks.iter().enumerate() {
+                        if s == E8M0_NAN {
+                            let r = layout.block_range(b0 + k);
+                            codes[r.start - i0..r.end - i0].fill(0);
+                        }
+                    }
+                });
+            }
             MxElement::Float(f) => {
                 let f = f.clone().with_saturation(true).with_subnormals(true).with_propagate_inf(true);
                 for (i, (c, v)) in codes.iter_mut().zip(x).enumerate() {

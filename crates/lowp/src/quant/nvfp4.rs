@@ -5,7 +5,7 @@
 use super::layout::Layout;
 use super::Granularity;
 use crate::error::{Error, Result};
-use crate::round::check_len;
+use crate::round::{check_len, Encoder};
 use crate::{round_value, Element, Format, Rounding, RoundingMode};
 
 /// The e4m3fn NaN code, used as the scale of a block holding NaN or an infinity (e2m1 has neither).
@@ -112,7 +112,7 @@ impl Nvfp4 {
         let layout = Layout::new(shape, axis, Granularity::Group(self.block))?;
         check_len(layout.len(), x.len())?;
         let e4m3 = Format::parse("float8_e4m3fn")?.with_saturation(true);
-        let e2m1 = Format::parse("float4_e2m1fn")?;
+        let e2m1 = Format::parse("float4_e2m1fn")?.with_saturation(true); // as it does anyway: no inf or NaN
         let nb = layout.blocks();
         let (amax, special) = layout.block_amax(x, |_| true); // e2m1 holds neither NaN nor inf
         let tensor_amax = amax.iter().cloned().fold(0.0, f64::max);
@@ -127,30 +127,51 @@ impl Nvfp4 {
             1.0
         };
         let rne = Rounding::new(RoundingMode::NearestEven);
+        // Block scales: (amax / 6) / t rounded to e4m3fn, all in one bulk encode (the same rounding as one value
+        // at a time). NaN blocks get the NaN code and scale 0 for the elements.
+        let raw: Vec<f64> =
+            amax.iter().zip(&special).map(|(&a, &s)| if s { 0.0 } else { a / 6.0 / f64::from(t) }).collect();
         let mut scales = vec![0u8; nb];
-        let mut scale_vals = vec![0.0f64; nb];
-        for b in 0..nb {
-            if special[b] {
-                scales[b] = SCALE_NAN;
-                continue;
-            }
-            let s = round_value(&e4m3, &rne, amax[b] / 6.0 / f64::from(t), 0)?;
-            scales[b] = crate::codes::code_of(&e4m3, s).unwrap_or(0) as u8;
-            scale_vals[b] = s;
+        crate::encode(&e4m3, &rne, &raw, &mut scales)?;
+        let mut scale_vals: Vec<f64> = scales.iter().map(|&c| e4m3.decode_code(u64::from(c))).collect();
+        for (b, _) in special.iter().enumerate().filter(|(_, &s)| s) {
+            (scales[b], scale_vals[b]) = (SCALE_NAN, 0.0);
         }
-        let codes = x
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let b = layout.block(i);
-                if scales[b] == SCALE_NAN || scale_vals[b] == 0.0 {
-                    return Ok(0);
+        let codes = if layout.contiguous() {
+            // Batches of blocks divided by their scales in float64 and encoded in one go: the same roundings,
+            // with the same random draws, as the element-by-element loop below.
+            let encoder = Encoder::<f64>::new(&e2m1, cfg)?;
+            let mut codes = vec![0u8; x.len()];
+            let mut per_block: Vec<(u8, f64)> = scales.iter().copied().zip(scale_vals.iter().copied()).collect();
+            layout.par_batches(&mut codes, &mut per_block, |b0, i0, codes, blocks| {
+                let mut scaled = vec![0.0f64; codes.len()];
+                for (k, &(code, s)) in blocks.iter().enumerate() {
+                    if code == SCALE_NAN || s == 0.0 {
+                        continue; // zeros
+                    }
+                    let r = layout.block_range(b0 + k);
+                    let st = s * f64::from(t); // exact: 4 + 24 bits
+                    for (d, v) in scaled[r.start - i0..r.end - i0].iter_mut().zip(&x[r]) {
+                        *d = v.to_f64() / st;
+                    }
                 }
-                let q = v.to_f64() / (scale_vals[b] * f64::from(t)); // the product is exact: 4 + 24 bits
-                let r = round_value(&e2m1, cfg, q, i as u64)?;
-                Ok(crate::codes::code_of(&e2m1, r).unwrap_or(0) as u8)
-            })
-            .collect::<Result<Vec<u8>>>()?;
+                encoder.encode_at(i0 as u64, &scaled, codes);
+            });
+            codes
+        } else {
+            x.iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let b = layout.block(i);
+                    if scales[b] == SCALE_NAN || scale_vals[b] == 0.0 {
+                        return Ok(0);
+                    }
+                    let q = v.to_f64() / (scale_vals[b] * f64::from(t)); // the product is exact: 4 + 24 bits
+                    let r = round_value(&e2m1, cfg, q, i as u64)?;
+                    Ok(crate::codes::code_of(&e2m1, r).unwrap_or(0) as u8)
+                })
+                .collect::<Result<Vec<u8>>>()?
+        };
         Ok(Nvfp4Quantized { scheme: self.clone(), shape: shape.to_vec(), axis, codes, scales, tensor_scale: t })
     }
 }

@@ -305,8 +305,57 @@ impl QuantizedTensor {
     }
 
     /// The values, C order, into `out` (one per element).
+    ///
+    /// Schemes with codes of at most 8 bits whose blocks are runs of consecutive elements decode straight
+    /// from the packed parts, in parallel, through a table of code values: value = (table[code] - zero) * scale
+    /// (* tensor scale), the same float64 operations in the same order as the schemes' own `dequantize`.
     pub fn dequantize<T: Element>(&self, out: &mut [T]) -> Result<()> {
-        self.unpack()?.dequantize(out)
+        crate::round::check_len(self.len(), out.len())?;
+        match self.decode_plan()? {
+            Some(plan) => {
+                plan.run(self, out);
+                Ok(())
+            }
+            None => self.unpack()?.dequantize(out),
+        }
+    }
+
+    /// The per-block parameters and code tables of the fast dequantization, where it applies.
+    fn decode_plan(&self) -> Result<Option<DecodePlan>> {
+        let codes = self.part("codes").expect("checked by check_parts");
+        let (gran, tables): (Granularity, Vec<Vec<f64>>) = match &self.scheme {
+            Scheme::Int(s) => (s.granularity(), vec![table(codes, |c| c as f64)]),
+            Scheme::Mx(s) => {
+                let t = match s.element() {
+                    MxElement::Float(f) => table(codes, |c| f.decode_code(c as u64)),
+                    MxElement::Int8 => table(codes, |c| c as f64 / 64.0),
+                };
+                (Granularity::Group(s.block()), vec![t])
+            }
+            Scheme::Nvfp4(s) => {
+                let e2m1 = codes.format.clone().expect("element format");
+                (Granularity::Group(s.block()), vec![table(codes, |c| e2m1.decode_code(c as u64))])
+            }
+            Scheme::Bfp(s) => (Granularity::Group(s.block()), vec![table(codes, |c| c as f64)]),
+            Scheme::BitMod(s) => {
+                (Granularity::Group(s.group()), s.variants().iter().map(|b| b.values().to_vec()).collect())
+            }
+            Scheme::Codebook(s) => (Granularity::Group(s.group()), vec![s.codebook().values().to_vec()]),
+            Scheme::Fixed(_) => return Ok(None),
+        };
+        let layout = Layout::new(&self.shape, self.axis, gran)?;
+        if codes.bits > 8 || !layout.contiguous() {
+            return Ok(None);
+        }
+        let mut scales = self.scales();
+        if let Scheme::Bfp(s) = &self.scheme {
+            // Mantissas are fractions of 2^(m - 2): the element is q * 2^(e - m + 2).
+            let unit = crate::format::pow2(2 - s.mantissa_bits() as i32);
+            scales.iter_mut().for_each(|v| *v *= unit);
+        }
+        let zeros = self.zeros().map(|z| z.into_iter().map(|v| v as f64).collect());
+        let types = self.types().map(|t| t.into_iter().map(|v| v as u8).collect());
+        Ok(Some(DecodePlan { layout, tables, scales, zeros, types, tensor_scale: self.tensor_scale().map(f64::from) }))
     }
 
     /// Every part the scheme needs is there, with the right width, signedness, format, shape and byte count,
@@ -345,6 +394,76 @@ impl QuantizedTensor {
             }
         }
         Ok(())
+    }
+}
+
+/// The code table of a part of at most 8 bits: `value(code)` for every code, signed codes sign-extended.
+fn table(codes: &Part, value: impl Fn(i64) -> f64) -> Vec<f64> {
+    (0..1u64 << codes.bits.min(8)).map(|c| value(extend(c, codes.bits, codes.signed))).collect()
+}
+
+/// Fast dequantization: per block a scale (NaN for NaN blocks), an optional zero point and code table.
+struct DecodePlan {
+    layout: Layout,
+    tables: Vec<Vec<f64>>,
+    scales: Vec<f64>,
+    zeros: Option<Vec<f64>>,
+    types: Option<Vec<u8>>,
+    tensor_scale: Option<f64>,
+}
+
+impl DecodePlan {
+    fn run<T: Element>(&self, t: &QuantizedTensor, out: &mut [T]) {
+        let codes = t.part("codes").expect("checked by check_parts");
+        let mut blocks = vec![(); self.scales.len()];
+        self.layout.par_batches(out, &mut blocks, |b0, i0, out, blocks| {
+            let mut c = vec![0u8; out.len()];
+            unpack_into(&codes.data, codes.bits, i0, &mut c);
+            for k in 0..blocks.len() {
+                let b = b0 + k;
+                let r = self.layout.block_range(b);
+                let table = &self.tables[self.types.as_ref().map_or(0, |t| usize::from(t[b]))];
+                let (s, z) = (self.scales[b], self.zeros.as_ref().map_or(0.0, |z| z[b]));
+                let (o, c) = (&mut out[r.start - i0..r.end - i0], &c[r.start - i0..r.end - i0]);
+                match (self.zeros.is_some(), self.tensor_scale) {
+                    (false, None) => {
+                        o.iter_mut().zip(c).for_each(|(o, &c)| *o = T::from_f64(table[usize::from(c)] * s))
+                    }
+                    (true, _) => {
+                        o.iter_mut().zip(c).for_each(|(o, &c)| *o = T::from_f64((table[usize::from(c)] - z) * s))
+                    }
+                    (false, Some(ts)) => {
+                        o.iter_mut().zip(c).for_each(|(o, &c)| *o = T::from_f64(table[usize::from(c)] * s * ts))
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Unpacks the codes `start..start + dst.len()` of `bits` bits (at most 8) into `dst`.
+fn unpack_into(data: &[u8], bits: u32, start: usize, dst: &mut [u8]) {
+    match bits {
+        8 => dst.copy_from_slice(&data[start..start + dst.len()]),
+        4 if start.is_multiple_of(2) => {
+            let bytes = &data[start / 2..(start + dst.len()).div_ceil(2)];
+            for (pair, &b) in dst.chunks_mut(2).zip(bytes) {
+                pair[0] = b & 0xF;
+                if let Some(hi) = pair.get_mut(1) {
+                    *hi = b >> 4;
+                }
+            }
+        }
+        _ => {
+            let b = bits as usize;
+            for (k, d) in dst.iter_mut().enumerate() {
+                let bit = (start + k) * b;
+                let (byte, shift) = (bit / 8, bit % 8);
+                let lo = u16::from(data[byte]);
+                let hi = data.get(byte + 1).map_or(0, |&h| u16::from(h));
+                *d = (((hi << 8 | lo) >> shift) & ((1 << b) - 1)) as u8;
+            }
+        }
     }
 }
 
@@ -472,13 +591,30 @@ pub fn packed_bytes(count: usize, bits: u32) -> usize {
 /// Packs the low `bits` bits of each value, least-significant bit first.
 fn pack_bits(values: impl Iterator<Item = u64>, bits: u32, count: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(packed_bytes(count, bits));
-    if bits % 8 == 0 {
+    if bits.is_multiple_of(8) {
         for v in values {
             out.extend_from_slice(&v.to_le_bytes()[..(bits / 8) as usize]);
         }
         return out;
     }
     let m = mask(bits);
+    if 8u32.is_multiple_of(bits) {
+        // 1, 2 or 4 bits: whole bytes of 8 / bits values.
+        let per = (8 / bits) as usize;
+        let (mut byte, mut k) = (0u8, 0usize);
+        for v in values {
+            byte |= ((v & m) as u8) << (k as u32 * bits);
+            k += 1;
+            if k == per {
+                out.push(byte);
+                (byte, k) = (0, 0);
+            }
+        }
+        if k > 0 {
+            out.push(byte);
+        }
+        return out;
+    }
     let (mut acc, mut have) = (0u128, 0u32);
     for v in values {
         acc |= u128::from(v & m) << have;

@@ -144,6 +144,59 @@ pub mod hooks {
     hooks_for!(f64, u64, k64, Rng64, -1022, |seed, _start| Rng64::new(seed, STREAM_ROUND));
 }
 
+/// Rounds and encodes slices as parts of a larger array: element k of a slice encoded `at` is element
+/// `at + k` of the array, which picks its random draw. [`encode`] runs on it; so do the block quantizers,
+/// which scale each block and encode it.
+pub(crate) struct Encoder<'a, T: Element> {
+    plan: Plan<'a, T>,
+    fast: bool,
+    coder: codes::RoundedCoder<'a>,
+}
+
+impl<'a, T: Element> Encoder<'a, T> {
+    /// An encoder for `fmt` under `cfg` (soft errors are not applied here).
+    pub(crate) fn new(fmt: &'a Format, cfg: &Rounding) -> Result<Self> {
+        Encoder::with_isa(fmt, &Rounding { flip: None, ..*cfg }, Isa::detect())
+    }
+
+    fn with_isa(fmt: &'a Format, cfg: &Rounding, isa: Isa) -> Result<Self> {
+        let plan = Plan::<T>::new(fmt, cfg, isa)?;
+        Ok(Encoder { plan, fast: fast_encode(fmt, T::MIN_NORMAL_EXP), coder: codes::RoundedCoder::new(fmt) })
+    }
+
+    /// The codes of `src` (which holds only values with a code: see `codes::check_encodable`) as elements
+    /// `at..` of an array, into `dst` of the same length.
+    pub(crate) fn encode_at<C: CodeInt>(&self, at: u64, src: &[T], dst: &mut [C]) {
+        const TILE: usize = 1024;
+        let plan = &self.plan;
+        let rng = T::rng(plan.cfg.seed, at);
+        let mut bits = [T::Bits::default(); TILE];
+        let mut vals = [T::from_f64(0.0); TILE];
+        for (t, (s, d)) in src.chunks(TILE).zip(dst.chunks_mut(TILE)).enumerate() {
+            let at = at + (t * TILE) as u64;
+            if self.fast {
+                T::encode_k(plan.isa, plan.mode, &plan.params, &rng, at, s, &mut bits[..s.len()]);
+                for (d, b) in d.iter_mut().zip(&bits) {
+                    *d = C::from_u64((*b).into());
+                }
+            } else {
+                T::round_k(plan.isa, plan.mode, &plan.params, &rng, at, s, &mut vals[..s.len()], false);
+                let mut all_fast = true;
+                for (d, v) in d.iter_mut().zip(&vals) {
+                    let (code, ok) = self.coder.fast(v.to_f64());
+                    *d = C::from_u64(code);
+                    all_fast &= ok;
+                }
+                if !all_fast {
+                    for (d, v) in d.iter_mut().zip(&vals) {
+                        *d = C::from_u64(self.coder.code(v.to_f64()).unwrap_or(0));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Validated, precomputed state of one rounding call.
 struct Plan<'a, T: Element> {
     fmt: &'a Format,
@@ -327,38 +380,9 @@ pub fn encode_with_isa<T: Element, C: CodeInt>(
     check_len(src.len(), dst.len())?;
     codes::check_code_width(fmt, C::BITS)?;
     let no_flip = Rounding { flip: None, ..*cfg };
-    let plan = Plan::<T>::new(fmt, &no_flip, checked_isa(isa)?)?;
+    let encoder = Encoder::<T>::with_isa(fmt, &no_flip, checked_isa(isa)?)?;
     codes::check_encodable(fmt, src)?;
-    let fast = fast_encode(fmt, T::MIN_NORMAL_EXP);
-    let coder = codes::RoundedCoder::new(fmt);
-    const TILE: usize = 1024;
-    for_chunks(src, dst, |start, s, d| {
-        let rng = T::rng(cfg.seed, start);
-        let mut bits = [T::Bits::default(); TILE];
-        let mut vals = [T::from_f64(0.0); TILE];
-        for (t, (s, d)) in s.chunks(TILE).zip(d.chunks_mut(TILE)).enumerate() {
-            let at = start + (t * TILE) as u64;
-            if fast {
-                T::encode_k(plan.isa, plan.mode, &plan.params, &rng, at, s, &mut bits[..s.len()]);
-                for (d, b) in d.iter_mut().zip(&bits) {
-                    *d = C::from_u64((*b).into());
-                }
-            } else {
-                T::round_k(plan.isa, plan.mode, &plan.params, &rng, at, s, &mut vals[..s.len()], false);
-                let mut all_fast = true;
-                for (d, v) in d.iter_mut().zip(&vals) {
-                    let (code, ok) = coder.fast(v.to_f64());
-                    *d = C::from_u64(code);
-                    all_fast &= ok;
-                }
-                if !all_fast {
-                    for (d, v) in d.iter_mut().zip(&vals) {
-                        *d = C::from_u64(coder.code(v.to_f64()).unwrap_or(0));
-                    }
-                }
-            }
-        }
-    });
+    for_chunks(src, dst, |start, s, d| encoder.encode_at(start, s, d));
     if let Some(flip) = cfg.flip {
         codes::flip_codes(fmt, flip, cfg.seed, dst);
     }
