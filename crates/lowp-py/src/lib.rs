@@ -6,14 +6,17 @@
 //! exactly, rounded, and narrowed back exactly (the format is first checked to fit the narrow type).
 
 use half::{bf16, f16};
+use lowp::quant::{self, Part, QuantizedTensor, Scheme};
 use lowp::{Element, Error, FlipScope, Format, Rounding, RoundingMode, Specials};
 use numpy::{
-    PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1, PyUntypedArray,
+    PyArray1, PyArrayDescr, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1, PyUntypedArray,
     PyUntypedArrayMethods,
 };
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 use rayon::prelude::*;
+use std::path::PathBuf;
 
 /// An exception of class `class` from `lowp._errors`.
 fn raise(class: &str, msg: String) -> PyErr {
@@ -28,15 +31,27 @@ fn raise(class: &str, msg: String) -> PyErr {
 
 /// The Python exception for a core error.
 fn to_py(e: Error) -> PyErr {
-    let class = match e {
+    let class = match &e {
         Error::UnknownFormat { .. } | Error::InvalidFormat(_) => "FormatError",
         Error::UnknownMode { .. } | Error::InvalidOption(_) => "OptionError",
         Error::UnsupportedDtype { .. } => "DtypeError",
         Error::LengthMismatch { .. } | Error::BufferTooShort { .. } => "ShapeError",
         Error::NotRepresentable { .. } | Error::CodeTooWide { .. } => "RepresentationError",
+        Error::InvalidFile(_) => "FileFormatError",
+        Error::Io { path, message } => return os_error(path, message),
         _ => "LowpError",
     };
     raise(class, e.to_string())
+}
+
+/// Python's `OSError(errno, message, path)` when the system's message carries an errno, so that Python picks
+/// the subclass (`FileNotFoundError`, `PermissionError`, ...); `OSError("path: message")` otherwise.
+fn os_error(path: &str, message: &str) -> PyErr {
+    let split = message.rsplit_once(" (os error ");
+    match split.and_then(|(text, n)| Some((text, n.strip_suffix(')')?.parse::<i32>().ok()?))) {
+        Some((text, errno)) => PyOSError::new_err((errno, text.to_string(), path.to_string())),
+        None => PyOSError::new_err(format!("{path}: {message}")),
+    }
 }
 
 /// Borrows an array for reading: an array that another call is writing is an error, not a panic.
@@ -750,6 +765,325 @@ fn unpack<'py>(
     Ok(PyArray1::from_vec(py, codes))
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Quantization schemes
+
+/// A tensor quantized by a scheme (``lowp.quantize``): the scheme, shape and axis that decode it, and its
+/// packed parts (``codes``, ``scales`` and, where the scheme has them, ``zeros``, ``types``,
+/// ``tensor_scale``). Arrays are new copies on each access; ``dequantize()`` gives the values back.
+///
+/// >>> q = lowp.quantize(np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32), "mxfp4")
+/// >>> q
+/// <lowp.QuantizedTensor mxfp4:b32, shape (2, 32), axis 1, 4.25 bits/element>
+/// >>> q.scales  # E8M0: 2^(floor(log2(amax)) - 2) per block of 32
+/// array([[0.25],
+///        [0.25]])
+/// >>> q.codes[0, :3]  # e2m1 bit patterns
+/// array([14, 14, 14], dtype=uint8)
+/// >>> lowp.as_ml_dtypes(q.codes, q.parts["codes"]["format"])[0, :3].astype(np.float32)
+/// array([-4., -4., -4.], dtype=float32)
+/// >>> q.dequantize()[0, :3]
+/// array([-1., -1., -1.], dtype=float32)
+/// >>> q.parts["scales"]["data"]
+/// array([125, 125], dtype=uint8)
+#[pyclass(name = "QuantizedTensor", module = "lowp", frozen, eq)]
+#[derive(Clone, PartialEq)]
+struct PyQuantizedTensor {
+    inner: QuantizedTensor,
+}
+
+/// A Python tuple of a shape.
+fn shape_tuple<'py>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, shape)
+}
+
+/// Integer values as an array of `shape`, in the narrowest of uint8, int8, uint16, int16, int32 and int64
+/// that holds every value `bits` bits (signed or not) can have.
+fn int_array<'py>(
+    py: Python<'py>,
+    values: Vec<i64>,
+    bits: u32,
+    signed: bool,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>> {
+    macro_rules! array {
+        ($t:ty) => {{
+            let v: Vec<$t> = values.into_iter().map(|v| v as $t).collect();
+            PyArray1::from_vec(py, v).reshape(shape.to_vec())?.into_any()
+        }};
+    }
+    Ok(match (bits, signed) {
+        (..=8, false) => array!(u8),
+        (..=8, true) => array!(i8),
+        (..=16, false) => array!(u16),
+        (..=16, true) => array!(i16),
+        (..=31, false) | (..=32, true) => array!(i32),
+        _ => array!(i64),
+    })
+}
+
+impl PyQuantizedTensor {
+    fn part_values<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(p) = self.inner.part(name) else { return Ok(None) };
+        let values = py.detach(|| p.values());
+        int_array(py, values, p.bits, p.signed, &p.shape).map(Some)
+    }
+
+    fn dequantized<'py, T: Element + numpy::Element + Default>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let mut out = vec![T::default(); self.inner.len()];
+        py.detach(|| self.inner.dequantize(&mut out)).map_err(to_py)?;
+        Ok(PyArray1::from_vec(py, out).reshape(self.inner.shape().to_vec())?.into_any())
+    }
+}
+
+#[pymethods]
+impl PyQuantizedTensor {
+    /// The scheme, as its canonical string.
+    #[getter]
+    fn scheme(&self) -> String {
+        self.inner.scheme().to_string()
+    }
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        shape_tuple(py, self.inner.shape())
+    }
+    /// The axis blocks and groups run along (0 for fixed point, which has none).
+    #[getter]
+    fn axis(&self) -> usize {
+        self.inner.axis()
+    }
+    #[getter]
+    fn ndim(&self) -> usize {
+        self.inner.shape().len()
+    }
+    #[getter]
+    fn size(&self) -> usize {
+        self.inner.len()
+    }
+    /// The element codes, with the tensor's shape.
+    #[getter]
+    fn codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(self.part_values(py, "codes")?.expect("every scheme has codes"))
+    }
+    /// The block scales as float64 numbers, in the shape of the grid of blocks; None for fixed point.
+    #[getter]
+    fn scales<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(p) = self.inner.part("scales") else { return Ok(None) };
+        let values = py.detach(|| p.decoded());
+        Ok(Some(PyArray1::from_vec(py, values).reshape(p.shape.clone())?.into_any()))
+    }
+    /// The zero points (asymmetric integer schemes), in the grid's shape; None otherwise.
+    #[getter]
+    fn zeros<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.part_values(py, "zeros")
+    }
+    /// The type id of each group (BitMoD), in the grid's shape; None otherwise.
+    #[getter]
+    fn types<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.part_values(py, "types")
+    }
+    /// The float32 tensor scale (NVFP4), or None.
+    #[getter]
+    fn tensor_scale(&self) -> Option<f32> {
+        self.inner.tensor_scale()
+    }
+    /// Bits of storage per element, every part included.
+    #[getter]
+    fn bits_per_element(&self) -> f64 {
+        self.inner.bits_per_element()
+    }
+    /// Bits of storage, every part included.
+    #[getter]
+    fn storage_bits(&self) -> u64 {
+        self.inner.storage_bits()
+    }
+    /// Every stored part: `{name: {"bits", "signed", "format", "shape", "data"}}`, `data` being the packed
+    /// bytes (uint8) as they are saved.
+    #[getter]
+    fn parts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let parts = PyDict::new(py);
+        for p in self.inner.parts() {
+            let Part { name, bits, signed, format, shape, data } = p;
+            let d = PyDict::new(py);
+            d.set_item("bits", bits)?;
+            d.set_item("signed", signed)?;
+            d.set_item("format", format.as_ref().map(|f| f.name()))?;
+            d.set_item("shape", shape_tuple(py, shape)?)?;
+            d.set_item("data", PyArray1::from_slice(py, data))?;
+            parts.set_item(name, d)?;
+        }
+        Ok(parts)
+    }
+
+    /// The values, with the tensor's shape, as float32 (default) or float64.
+    #[pyo3(signature = (dtype=None))]
+    fn dequantize<'py>(&self, py: Python<'py>, dtype: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let name = match dtype {
+            None => "float32".to_string(),
+            Some(d) => PyArrayDescr::new(py, d)
+                .and_then(|d| d.getattr("name")?.extract::<String>())
+                .map_err(|_| unsupported_dtype("dequantize", &d.to_string(), "float32, float64"))?,
+        };
+        match name.as_str() {
+            "float32" => self.dequantized::<f32>(py),
+            "float64" => self.dequantized::<f64>(py),
+            other => Err(unsupported_dtype("dequantize", other, "float32, float64")),
+        }
+    }
+
+    /// Writes this tensor, called `name`, to a safetensors file (see ``lowp.save``).
+    #[pyo3(signature = (path, name="tensor"))]
+    fn save(&self, py: Python<'_>, path: PathBuf, name: &str) -> PyResult<()> {
+        py.detach(|| quant::save(&path, &[(name, &self.inner)])).map_err(to_py)
+    }
+
+    fn __repr__(&self) -> String {
+        let t = &self.inner;
+        let dims: Vec<String> = t.shape().iter().map(usize::to_string).collect();
+        let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+        format!(
+            "<lowp.QuantizedTensor {}, shape {shape}, axis {}, {} bits/element>",
+            t.scheme(),
+            t.axis(),
+            t.bits_per_element()
+        )
+    }
+
+    /// Pickling: the safetensors bytes of the tensor.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let bytes = quant::to_bytes(&[("tensor", &self.inner)]).map_err(to_py)?;
+        let ctor = py.import("lowp._lowp")?.getattr("_quantized_from_bytes")?;
+        Ok((ctor, (PyBytes::new(py, &bytes),)))
+    }
+}
+
+/// Rebuilds a pickled QuantizedTensor from its safetensors bytes.
+#[pyfunction]
+fn _quantized_from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<PyQuantizedTensor> {
+    let mut tensors = py.detach(|| quant::from_bytes(data)).map_err(to_py)?;
+    match tensors.len() {
+        1 => Ok(PyQuantizedTensor { inner: tensors.remove(0).1 }),
+        n => Err(to_py(Error::InvalidFile(format!("a pickled QuantizedTensor holds one tensor, not {n}")))),
+    }
+}
+
+/// Quantizes `x` (1-D, C order of `shape`) of data type `dtype` (float32, float64, or float16/bfloat16 as
+/// uint16 bit patterns, widened exactly to float32) with `scheme`, blocks along `axis`.
+fn quantize_data(
+    py: Python<'_>,
+    x: &Bound<'_, PyUntypedArray>,
+    dtype: &str,
+    shape: &[usize],
+    scheme: &Scheme,
+    axis: usize,
+    cfg: &Rounding,
+) -> PyResult<QuantizedTensor> {
+    fn run<T: Element + numpy::Element>(
+        py: Python<'_>,
+        x: &Bound<'_, PyUntypedArray>,
+        shape: &[usize],
+        scheme: &Scheme,
+        axis: usize,
+        cfg: &Rounding,
+    ) -> PyResult<QuantizedTensor> {
+        let src = read(x.cast::<PyArray1<T>>()?)?;
+        let src = src.as_slice()?;
+        py.detach(|| QuantizedTensor::quantize(scheme, cfg, src, shape, axis)).map_err(to_py)
+    }
+    match dtype {
+        "float32" => run::<f32>(py, x, shape, scheme, axis, cfg),
+        "float64" => run::<f64>(py, x, shape, scheme, axis, cfg),
+        _ => {
+            let Some(n) = Narrow::parse(dtype) else {
+                return Err(unsupported_dtype("quantize", dtype, "float16, bfloat16, float32, float64"));
+            };
+            let bits = read(x.cast::<PyArray1<u16>>()?)?;
+            let src = bits.as_slice()?;
+            py.detach(|| QuantizedTensor::quantize(scheme, cfg, &n.widen(src), shape, axis)).map_err(to_py)
+        }
+    }
+}
+
+/// Quantizes `x` (1-D, C order of `shape`; see `quantize_data` for `dtype`) with `scheme`.
+#[pyfunction]
+#[pyo3(signature = (x, dtype, shape, scheme, axis, mode, seed))]
+#[allow(clippy::too_many_arguments)]
+fn quantize_array(
+    py: Python<'_>,
+    x: &Bound<'_, PyUntypedArray>,
+    dtype: &str,
+    shape: Vec<usize>,
+    scheme: &str,
+    axis: usize,
+    mode: &str,
+    seed: u64,
+) -> PyResult<PyQuantizedTensor> {
+    let scheme = Scheme::parse(scheme).map_err(to_py)?;
+    let cfg = rounding(mode, seed, 0.0, "significand")?;
+    Ok(PyQuantizedTensor { inner: quantize_data(py, x, dtype, &shape, &scheme, axis, &cfg)? })
+}
+
+/// Quantizes `x` and writes the dequantized values into `out` (same data type and length). float16 and
+/// bfloat16 data are dequantized to float32 and narrowed with round-to-nearest-even.
+#[pyfunction]
+#[pyo3(signature = (x, out, dtype, shape, scheme, axis, mode, seed))]
+#[allow(clippy::too_many_arguments)]
+fn fake_quantize_array(
+    py: Python<'_>,
+    x: &Bound<'_, PyUntypedArray>,
+    out: &Bound<'_, PyUntypedArray>,
+    dtype: &str,
+    shape: Vec<usize>,
+    scheme: &str,
+    axis: usize,
+    mode: &str,
+    seed: u64,
+) -> PyResult<()> {
+    let scheme = Scheme::parse(scheme).map_err(to_py)?;
+    let cfg = rounding(mode, seed, 0.0, "significand")?;
+    let q = quantize_data(py, x, dtype, &shape, &scheme, axis, &cfg)?;
+    fn into<T: Element + numpy::Element>(
+        py: Python<'_>,
+        q: &QuantizedTensor,
+        out: &Bound<'_, PyUntypedArray>,
+    ) -> PyResult<()> {
+        let mut dst = write(out.cast::<PyArray1<T>>()?)?;
+        let dst = dst.as_slice_mut()?;
+        py.detach(|| q.dequantize(dst)).map_err(to_py)
+    }
+    match dtype {
+        "float32" => into::<f32>(py, &q, out),
+        "float64" => into::<f64>(py, &q, out),
+        _ => {
+            let n = Narrow::parse(dtype).expect("checked by quantize_data");
+            let mut dst = write(out.cast::<PyArray1<u16>>()?)?;
+            let dst = dst.as_slice_mut()?;
+            check_len(q.len(), dst.len())?;
+            py.detach(|| {
+                let mut wide = vec![0f32; q.len()];
+                q.dequantize(&mut wide)?;
+                n.narrow(&wide, dst);
+                Ok(())
+            })
+            .map_err(to_py)
+        }
+    }
+}
+
+/// Every quantized tensor of a safetensors file written by lowp, as `(name, tensor)` in name order.
+#[pyfunction]
+fn load_file(py: Python<'_>, path: PathBuf) -> PyResult<Vec<(String, PyQuantizedTensor)>> {
+    let tensors = py.detach(|| quant::load(&path)).map_err(to_py)?;
+    Ok(tensors.into_iter().map(|(name, inner)| (name, PyQuantizedTensor { inner })).collect())
+}
+
+/// Writes `(name, tensor)` pairs to a safetensors file, atomically (no partial file on failure).
+#[pyfunction]
+fn save_file(py: Python<'_>, path: PathBuf, tensors: Vec<(String, PyRef<'_, PyQuantizedTensor>)>) -> PyResult<()> {
+    let pairs: Vec<(&str, &QuantizedTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), &t.inner)).collect();
+    py.detach(|| quant::save(&path, &pairs)).map_err(to_py)
+}
+
 /// The private extension module behind the `lowp` package.
 #[pymodule]
 fn _lowp(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -765,6 +1099,12 @@ fn _lowp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_array, m)?)?;
     m.add_function(wrap_pyfunction!(pack, m)?)?;
     m.add_function(wrap_pyfunction!(unpack, m)?)?;
+    m.add_class::<PyQuantizedTensor>()?;
+    m.add_function(wrap_pyfunction!(_quantized_from_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize_array, m)?)?;
+    m.add_function(wrap_pyfunction!(fake_quantize_array, m)?)?;
+    m.add_function(wrap_pyfunction!(load_file, m)?)?;
+    m.add_function(wrap_pyfunction!(save_file, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

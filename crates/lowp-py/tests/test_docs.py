@@ -29,7 +29,8 @@ def test_docstring_examples(module):
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     tests = finder.find(module, globs={"np": np, "lowp": lowp})
     if module is lowp._lowp:  # the extension's classes: find() skips objects not defined in Python
-        tests += finder.find(lowp.Format, "lowp.Format", globs={"np": np, "lowp": lowp})
+        for cls in (lowp.Format, lowp.QuantizedTensor):
+            tests += finder.find(cls, f"lowp.{cls.__name__}", globs={"np": np, "lowp": lowp})
     examples = sum(len(t.examples) for t in tests)
     assert examples > 0, f"{module.__name__} has no examples"
     for t in tests:

@@ -3,7 +3,9 @@
 Round float16/float32/float64 arrays to any element format (IEEE half and bfloat16, the OCP and ml_dtypes
 float8/6/4 formats, IEEE P3109 formats, custom ``e<E>m<M>`` and MATLAB-chop ``(t, emax)`` formats) under nine
 rounding modes and limited-bit stochastic rounding; encode values to the formats' bit patterns, decode them,
-pack sub-byte codes. The work is done by lowp's Rust core, with the interpreter lock released.
+pack sub-byte codes; quantize tensors with block and integer schemes (``int4:g128:asym``, ``mxfp4``,
+``nvfp4``, ``nf4:g64``...) and save them as safetensors files. The work is done by lowp's Rust core, with the
+interpreter lock released.
 
 >>> import numpy as np, lowp
 >>> lowp.round(np.array([0.1, 300.0, 1000.0]), "float8_e4m3fn")
@@ -22,14 +24,23 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 import threading
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from . import _lowp
-from ._errors import DtypeError, FormatError, LowpError, OptionError, RepresentationError, ShapeError
-from ._lowp import Format
+from ._errors import (
+    DtypeError,
+    FileFormatError,
+    FormatError,
+    LowpError,
+    OptionError,
+    RepresentationError,
+    ShapeError,
+)
+from ._lowp import Format, QuantizedTensor
 
 __version__: str = _lowp.__version__
 
@@ -44,12 +55,19 @@ __all__ = [
     "unpack",
     "as_ml_dtypes",
     "seed",
+    "QuantizedTensor",
+    "quantize",
+    "fake_quantize",
+    "load",
+    "load_all",
+    "save",
     "LowpError",
     "FormatError",
     "OptionError",
     "DtypeError",
     "ShapeError",
     "RepresentationError",
+    "FileFormatError",
 ]
 
 FormatLike = Union[str, Format]
@@ -153,7 +171,7 @@ def _mode(mode: Any) -> str:
     return _lowp.mode_name(mode)
 
 
-def _float_input(x: Any, what: str) -> Tuple[np.ndarray, bool]:
+def _float_input(x: Any, what: str, accepted: str = _ACCEPTED_DATA) -> Tuple[np.ndarray, bool]:
     """The data as a float array, and whether the caller passed a scalar."""
     if isinstance(x, np.ndarray):
         arr = x
@@ -165,7 +183,7 @@ def _float_input(x: Any, what: str) -> Tuple[np.ndarray, bool]:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype not in _DATA_DTYPES:
         raise DtypeError(
-            f"{what}: unsupported dtype {arr.dtype}. Accepted: {_ACCEPTED_DATA} arrays, Python floats, ints and "
+            f"{what}: unsupported dtype {arr.dtype}. Accepted: {accepted} arrays, Python floats, ints and "
             f"lists (convert other data first, e.g. x.astype(np.float32))"
         )
     return arr, arr.ndim == 0 and not isinstance(x, np.ndarray)
@@ -449,3 +467,197 @@ def as_ml_dtypes(codes: Any, fmt: FormatLike) -> np.ndarray:
         dt = np.dtype(getattr(ml_dtypes, twin))
     return arr.view(dt)
 
+
+
+# --- quantization schemes ---------------------------------------------------------------------------------
+
+_ACCEPTED_QUANT = "float16, bfloat16 (ml_dtypes), float32 or float64"
+
+
+def _scheme(scheme: Any) -> str:
+    if not isinstance(scheme, str):
+        raise FormatError(
+            f"scheme must be a scheme string such as \"int4:g128:asym\", \"mxfp4\" or \"nvfp4\", got "
+            f"{type(scheme).__name__}"
+        )
+    return scheme
+
+
+def _quant_input(x: Any, what: str) -> Tuple[np.ndarray, str, bool]:
+    """The data as an array, its type's name (float16, bfloat16, float32, float64), and whether a scalar came."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype.kind == "V" and arr.dtype.name == "bfloat16":  # ml_dtypes.bfloat16
+        return arr, "bfloat16", arr.ndim == 0 and not isinstance(x, np.ndarray)
+    arr, scalar = _float_input(x, what, _ACCEPTED_QUANT)
+    return arr, _DATA_DTYPES[arr.dtype], scalar
+
+
+def _flat16(a: np.ndarray) -> np.ndarray:
+    """A 1-D C-order view of an array; 16-bit floats (float16, bfloat16) as their uint16 bit patterns."""
+    v = _contiguous(a).reshape(-1)
+    return v.view(np.uint16) if v.dtype.itemsize == 2 else v
+
+
+def _axis(axis: Any, ndim: int, what: str) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise OptionError(f"{what}: axis must be an integer, got {axis!r}")
+    n = max(ndim, 1)  # a 0-d tensor is quantized as one block along its only "axis" 0
+    a = int(axis)
+    if not -n <= a < n:
+        raise ShapeError(f"{what}: axis {a} is out of range for data of {ndim} dimensions (accepted: {-n} to {n - 1})")
+    return a % n
+
+
+def quantize(
+    x: Any,
+    scheme: str,
+    axis: int = -1,
+    *,
+    mode: ModeLike = "nearest_even",
+    seed: Optional[int] = None,
+) -> QuantizedTensor:
+    """Quantize ``x`` with ``scheme``; blocks and groups run along ``axis`` (per-channel schemes: one scale per
+    index along it).
+
+    ``x``: a float32/float64 array of any shape, strides and byte order, float16 or ml_dtypes bfloat16 data
+    (widened exactly to float32), or Python floats, ints and lists (as float64). ``scheme``: a scheme string
+    (``"int4:g128:asym"``, ``"int8:channel:sym"``, ``"mxfp4"``, ``"mxfp8_e4m3"``, ``"nvfp4"``, ``"bfp8:b16"``,
+    ``"bitmod4:g128"``, ``"nf4:g64"``, ``"codebook(-1,0,1):g32"``, ``"fixed:q4.4"``; docs/quantization.md has
+    them all). ``mode`` and ``seed`` are :func:`round`'s: the rounding of the elements (and of x/scale for
+    integer schemes).
+
+    >>> x = np.array([[0.1, -0.7, 1.3, 2.0], [8.0, 0.0, -3.0, 0.5]], np.float32)
+    >>> q = lowp.quantize(x, "int4:tensor:sym")
+    >>> q.codes
+    array([[ 0, -1,  1,  2],
+           [ 7,  0, -3,  0]], dtype=int8)
+    >>> q.scales
+    array([1.14285719])
+    >>> q.dequantize()
+    array([[ 0.       , -1.1428572,  1.1428572,  2.2857144],
+           [ 8.       ,  0.       , -3.4285717,  0.       ]], dtype=float32)
+    >>> lowp.quantize(x, "int8:channel:sym", axis=0).scales.shape
+    (2,)
+    >>> lowp.quantize(np.ones((4, 256), np.float32), "int4:g128:asym").bits_per_element
+    4.28125
+    """
+    s = _scheme(scheme)
+    m = _mode(mode)
+    arr, tag, _ = _quant_input(x, "quantize")
+    ax = _axis(axis, arr.ndim, "quantize")
+    sd = _call_seed(seed, m, 0.0)
+    return _lowp.quantize_array(_flat16(arr), tag, arr.shape, s, ax, m, sd)
+
+
+def _fake_quantize_data(arr: np.ndarray, tag: str, scheme: str, axis: Any, mode: ModeLike,
+                        seed: Optional[int]) -> np.ndarray:
+    """:func:`fake_quantize` of an array whose data type is ``tag`` (16-bit data may come as uint16 bits)."""
+    s = _scheme(scheme)
+    m = _mode(mode)
+    ax = _axis(axis, arr.ndim, "fake_quantize")
+    sd = _call_seed(seed, m, 0.0)
+    res = np.empty(arr.shape, arr.dtype)
+    _lowp.fake_quantize_array(_flat16(arr), _flat16(res), tag, arr.shape, s, ax, m, sd)
+    return res
+
+
+def fake_quantize(
+    x: Any,
+    scheme: str,
+    axis: int = -1,
+    *,
+    mode: ModeLike = "nearest_even",
+    seed: Optional[int] = None,
+) -> Any:
+    """Quantize and dequantize in one call: ``quantize(x, scheme, axis, ...).dequantize()`` in ``x``'s float
+    dtype and shape (a Python scalar gives a NumPy scalar). float16 and bfloat16 data are dequantized to float32
+    and stored back rounded to nearest (even): exact when the values fit the narrow type (they do for the
+    element-format schemes, MX, NVFP4 and fixed point of few bits; products with a float32 scale may not).
+
+    >>> lowp.fake_quantize([0.3, -1.1, 2.6, 6.0], "int4:tensor:sym")  # scale float32(6/7): 7 * scale is not 6
+    array([ 0.        , -0.85714287,  2.5714286 ,  6.00000006])
+    >>> lowp.fake_quantize(np.array([0.3, 5.0, 0.1], np.float16), "mxfp4")  # scale 2^0; e2m1 has 0.5 and 4
+    array([0.5, 4. , 0. ], dtype=float16)
+    """
+    arr, tag, scalar = _quant_input(x, "fake_quantize")
+    res = _fake_quantize_data(arr, tag, scheme, axis, mode, seed)
+    return res[()] if scalar else res
+
+
+def _fake_quantize_bits(bits: np.ndarray, scheme: str, axis: Any = -1, *, mode: ModeLike = "nearest_even",
+                        seed: Optional[int] = None) -> np.ndarray:
+    """:func:`fake_quantize` of bfloat16 data carried as uint16 bit patterns (lowp.torch)."""
+    return _fake_quantize_data(bits, "bfloat16", scheme, axis, mode, seed)
+
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _path(path: Any) -> str:
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise OptionError(f"path must be a str or an os.PathLike, got {type(path).__name__}") from None
+
+
+def load_all(path: PathLike) -> Dict[str, QuantizedTensor]:
+    """Every quantized tensor of a safetensors file written by :func:`save`, by name (in name order).
+    A missing file raises ``OSError`` (``FileNotFoundError``); a file lowp cannot read, :class:`FileFormatError`.
+    """
+    return dict(_lowp.load_file(_path(path)))
+
+
+def load(path: PathLike, name: Optional[str] = None) -> QuantizedTensor:
+    """The quantized tensor of a file written by :func:`save` or :meth:`QuantizedTensor.save`: its only one, or
+    the one called ``name``.
+
+    >>> import os, tempfile
+    >>> q = lowp.quantize(np.arange(64, dtype=np.float32), "nvfp4")
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+    >>> q.save(path, "w")
+    >>> lowp.load(path) == q
+    True
+    >>> lowp.save(path, {"a": q, "b": lowp.quantize(np.ones(8), "fixed:q4.4")})
+    >>> sorted(lowp.load_all(path))
+    ['a', 'b']
+    >>> lowp.load(path, "b").codes
+    array([16, 16, 16, 16, 16, 16, 16, 16], dtype=int8)
+    """
+    p = _path(path)
+    tensors = _lowp.load_file(p)
+    names = [n for n, _ in tensors]
+    if name is None:
+        if len(tensors) == 1:
+            return tensors[0][1]
+        raise OptionError(
+            f"load: {p} holds {len(tensors)} quantized tensors ({', '.join(names)}); pass name= to choose one, "
+            f"or call lowp.load_all"
+        )
+    for n, t in tensors:
+        if n == name:
+            return t
+    raise OptionError(f"load: {p} has no quantized tensor named {name!r}. It has: {', '.join(names)}")
+
+
+def save(path: PathLike, tensors: Mapping[str, QuantizedTensor]) -> None:
+    """Write quantized tensors ``{name: tensor}`` to a safetensors file: each tensor's parts are stored as
+    ``NAME.codes``, ``NAME.scales``... with the scheme, shape and axis in the file's metadata (key ``"lowp"``),
+    so any safetensors reader opens it (docs/quantization.md has the layout). The file is written beside its
+    final place and renamed into it: a failed save leaves no partial file.
+    """
+    if isinstance(tensors, QuantizedTensor):
+        raise OptionError("save: tensors must be a dict {name: QuantizedTensor}; for one tensor use tensor.save(path)")
+    if not isinstance(tensors, Mapping):
+        raise OptionError(f"save: tensors must be a dict {{name: QuantizedTensor}}, got {type(tensors).__name__}")
+    if not tensors:
+        raise OptionError("save: no tensors to save")
+    items = []
+    for name, t in tensors.items():
+        if not isinstance(name, str):
+            raise OptionError(f"save: tensor names must be strings, got {name!r}")
+        if not isinstance(t, QuantizedTensor):
+            raise DtypeError(
+                f"save: tensors[{name!r}] is a {type(t).__name__}, not a lowp.QuantizedTensor (lowp.quantize it first)"
+            )
+        items.append((name, t))
+    _lowp.save_file(_path(path), items)

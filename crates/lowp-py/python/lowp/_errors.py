@@ -26,7 +26,20 @@ class RepresentationError(LowpError, ValueError):
     """A value with no code in the format (NaN in a format without NaN), or a code the format does not have."""
 
 
-__all__ = ["LowpError", "FormatError", "OptionError", "DtypeError", "ShapeError", "RepresentationError"]
+class FileFormatError(LowpError, ValueError):
+    """A file that is not a safetensors file of quantized tensors lowp can read (truncated, malformed, or
+    written by another program). Failures of the system (a missing file, no permission) are ``OSError``."""
 
-for _cls in (LowpError, FormatError, OptionError, DtypeError, ShapeError, RepresentationError):
+
+__all__ = [
+    "LowpError",
+    "FormatError",
+    "OptionError",
+    "DtypeError",
+    "ShapeError",
+    "RepresentationError",
+    "FileFormatError",
+]
+
+for _cls in (LowpError, FormatError, OptionError, DtypeError, ShapeError, RepresentationError, FileFormatError):
     _cls.__module__ = "lowp"  # shown in tracebacks as lowp.FormatError, where users find it

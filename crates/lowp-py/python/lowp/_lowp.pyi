@@ -1,6 +1,7 @@
 """Type stubs of lowp's extension module (the Rust bindings). Users import these names from ``lowp``."""
 
-from typing import List, Optional, Tuple
+import os
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -111,3 +112,65 @@ def encode_array(x: np.ndarray, out: np.ndarray, dtype: str, fmt: Format, mode: 
 def decode_array(codes: np.ndarray, out: np.ndarray, dtype: str, fmt: Format) -> None: ...
 def pack(codes: npt.NDArray[np.uint8], bits: int) -> npt.NDArray[np.uint8]: ...
 def unpack(buf: npt.NDArray[np.uint8], bits: int, count: int) -> npt.NDArray[np.uint8]: ...
+
+class QuantizedTensor:
+    """A tensor quantized by a scheme (``lowp.quantize``): scheme, shape, axis and packed parts. No constructor:
+    made by ``lowp.quantize`` and ``lowp.load``; compares equal when scheme, shape, axis and every stored bit
+    are equal; pickles (as its safetensors bytes)."""
+
+    @property
+    def scheme(self) -> str:
+        """The canonical scheme string (``"mxfp4:b32"`` for ``"mxfp4"``)."""
+    @property
+    def shape(self) -> Tuple[int, ...]: ...
+    @property
+    def axis(self) -> int:
+        """The axis blocks and groups run along, non-negative (0 for fixed point)."""
+    @property
+    def ndim(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def codes(self) -> npt.NDArray[np.integer]:
+        """Element codes in the tensor's shape: uint8/int8/uint16/int16/int32/int64, the narrowest that holds
+        the codes' width and sign."""
+    @property
+    def scales(self) -> Optional[npt.NDArray[np.float64]]:
+        """Block scales as numbers, in the shape of the grid of blocks; None for fixed point."""
+    @property
+    def zeros(self) -> Optional[npt.NDArray[np.integer]]:
+        """Zero points of asymmetric integer schemes, in the grid's shape; None otherwise."""
+    @property
+    def types(self) -> Optional[npt.NDArray[np.uint8]]:
+        """BitMoD's type id per group, in the grid's shape; None otherwise."""
+    @property
+    def tensor_scale(self) -> Optional[float]:
+        """NVFP4's float32 tensor scale; None otherwise."""
+    @property
+    def bits_per_element(self) -> float: ...
+    @property
+    def storage_bits(self) -> int: ...
+    @property
+    def parts(self) -> Dict[str, Dict[str, Any]]:
+        """``{name: {"bits": int, "signed": bool, "format": str | None, "shape": tuple, "data": uint8 array}}``."""
+    def dequantize(self, dtype: npt.DTypeLike = None) -> npt.NDArray[np.floating]:
+        """The values in the tensor's shape, float32 (default) or float64."""
+    def save(self, path: Union[str, os.PathLike[str]], name: str = "tensor") -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+
+def _quantized_from_bytes(data: bytes) -> QuantizedTensor: ...
+def quantize_array(
+    x: np.ndarray, dtype: str, shape: Tuple[int, ...], scheme: str, axis: int, mode: str, seed: int
+) -> QuantizedTensor: ...
+def fake_quantize_array(
+    x: np.ndarray,
+    out: np.ndarray,
+    dtype: str,
+    shape: Tuple[int, ...],
+    scheme: str,
+    axis: int,
+    mode: str,
+    seed: int,
+) -> None: ...
+def load_file(path: Union[str, os.PathLike[str]]) -> List[Tuple[str, QuantizedTensor]]: ...
+def save_file(path: Union[str, os.PathLike[str]], tensors: List[Tuple[str, QuantizedTensor]]) -> None: ...

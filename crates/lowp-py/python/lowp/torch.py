@@ -1,4 +1,5 @@
-"""lowp for PyTorch CPU tensors: rounding without extra copies, and a straight-through quantizer for training.
+"""lowp for PyTorch CPU tensors: rounding without extra copies, and straight-through quantizers for training
+(element formats with :func:`quantize_ste`, block and integer schemes with :func:`fake_quantize`).
 
 float32 and float64 tensors are rounded through NumPy views of their memory (``Tensor.numpy()``), float16
 and bfloat16 tensors through views of their 16-bit patterns; the result is a new tensor sharing the memory
@@ -11,6 +12,13 @@ tensor([1.0156e-01, 4.4800e+02])
 >>> lowp.torch.quantize_ste(w, "e2m1").sum().backward()
 >>> w.grad
 tensor([1., 1.])
+>>> v = torch.tensor([0.3, -1.1, 2.6, 6.0], requires_grad=True)
+>>> y = lowp.torch.fake_quantize(v, "int4:tensor:sym")
+>>> y
+tensor([ 0.0000, -0.8571,  2.5714,  6.0000], grad_fn=<_FakeQuantizeSTEBackward>)
+>>> (y * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+>>> v.grad
+tensor([1., 2., 3., 4.])
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import torch as _torch
 import lowp as _lowp
 from ._errors import DtypeError, ShapeError
 
-__all__ = ["round", "quantize_ste"]
+__all__ = ["round", "quantize_ste", "fake_quantize"]
 
 _NUMPY_VIEW = {_torch.float32: np.float32, _torch.float64: np.float64, _torch.float16: np.float16}
 
@@ -104,3 +112,38 @@ def quantize_ste(
     """Round ``t`` to ``fmt`` in the forward pass and pass the gradient through unchanged (straight-through
     estimator), so weights or activations can be emulated in low precision during training."""
     return _RoundSTE.apply(t, fmt, mode, dict(seed=seed, subnormals=subnormals, saturate=saturate))
+
+
+def _fake_quantize(t: _torch.Tensor, scheme: Any, axis: Any, mode: Any, seed: Optional[int]) -> _torch.Tensor:
+    src = _check_tensor(t, "lowp.torch.fake_quantize")
+    if src.dtype == _torch.bfloat16:
+        res = _lowp._fake_quantize_bits(_bits(src), scheme, axis, mode=mode, seed=seed)
+        return _torch.from_numpy(res.view(np.int16)).view(_torch.bfloat16)
+    return _torch.from_numpy(_lowp.fake_quantize(src.numpy(), scheme, axis, mode=mode, seed=seed))
+
+
+class _FakeQuantizeSTE(_torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, t: _torch.Tensor, scheme: Any, axis: Any, mode: Any, seed: Any
+    ) -> _torch.Tensor:
+        return _fake_quantize(t, scheme, axis, mode, seed)
+
+    @staticmethod
+    def backward(ctx: Any, grad: _torch.Tensor) -> Any:  # type: ignore[override]
+        return grad, None, None, None, None
+
+
+def fake_quantize(
+    t: _torch.Tensor,
+    scheme: str,
+    axis: int = -1,
+    *,
+    mode: Any = "nearest_even",
+    seed: Optional[int] = None,
+) -> _torch.Tensor:
+    """:func:`lowp.fake_quantize` of a CPU tensor (float16, bfloat16, float32 or float64, any strides) as an
+    autograd function: the forward pass quantizes with ``scheme`` (blocks along ``axis``) and dequantizes into
+    the tensor's dtype; the backward pass passes the gradient through unchanged (straight-through estimator).
+    """
+    return _FakeQuantizeSTE.apply(t, scheme, axis, mode, seed)
