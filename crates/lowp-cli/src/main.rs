@@ -33,8 +33,8 @@ nearest_zero, nearest_away, odd; aliases rne, up, down, rtz, sr; a chop code 1-9
 const SCHEMES_HELP: &str =
     "SCHEME: int<b>[:tensor|:channel|:g<G>][:sym|:asym][:full][:scale=<format>][:minmax|:pct<p>|:mse] \
 (e.g. int4:g128:asym, int8:channel:sym), fixed:q<i>.<f>[:wrap], mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, \
-mxint8 [:b<N>][:ceil], nvfp4[:b<N>][:notensor], bfp<m>[:b<N>], bitmod4|bitmod3[:g<G>], nf4[:g<G>], \
-codebook(v1,v2,...)[:g<G>]. Groups and blocks run along --axis (default -1, the last); for :channel, --axis is the \
+mxint8 [:b<N>][:ceil], nvfp4[:b<N>][:notensor], bfp<m>[:b<N>], bitmod4|bitmod3[:g<G>], \
+nf4[:g<G>][:scale=<format>], codebook(v1,v2,...)[:g<G>][:scale=<format>]. Groups and blocks run along --axis (default -1, the last); for :channel, --axis is the \
 channel axis.";
 
 #[derive(Parser)]

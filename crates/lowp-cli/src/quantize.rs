@@ -121,6 +121,9 @@ pub fn sqnr_db<T: Element>(x: &[T], y: &[T]) -> f64 {
             e += (a - b) * (a - b);
         }
     }
+    if e == 0.0 {
+        return f64::INFINITY; // no error at all (an all-zero tensor included)
+    }
     10.0 * (s / e).log10()
 }
 
@@ -138,6 +141,11 @@ pub fn quantize(opts: &QuantizeOptions, input: &Path, output: &Path, out: &mut d
         bail!("{}: the output of quantize is a .safetensors file", output.display());
     }
     let mut src = Source::open(input, "quantize")?;
+    if let Source::Safetensors(f) = &src {
+        if f.metadata().contains_key(lowp::quant::METADATA_KEY) {
+            bail!("{} holds tensors quantized by lowp; dequantize it first (lowp dequantize)", input.display());
+        }
+    }
     let names = src.float_names();
     let bar = progress(names.len(), "quantize");
     let mut done: Vec<(String, QuantizedTensor)> = Vec::new();
@@ -176,7 +184,7 @@ pub fn quantize(opts: &QuantizeOptions, input: &Path, output: &Path, out: &mut d
             format!("{:?}", t.shape),
             opts.scheme.to_string(),
             format!("{:.3}", q.bits_per_element()),
-            format!("{sqnr:.2}"),
+            if sqnr.is_infinite() { "exact".into() } else { format!("{sqnr:.2}") },
         ]);
         done.push((name.clone(), q));
         bar.inc(1);

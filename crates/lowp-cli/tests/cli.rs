@@ -419,6 +419,14 @@ fn quantize_errors_name_the_problem() {
     assert!(err.contains(".safetensors"), "{err}");
     let err = fails(&["quantize", "-s", "mxfp4", "--axis", "3", s(&input), s(&dir.path("o.safetensors"))]);
     assert!(err.contains("axis 3"), "{err}");
+    // An all-zero tensor quantizes exactly; a file lowp wrote is not quantized again.
+    save(&dir.path("z.npy"), &[2, 8], Order::C, &[0.0f32; 16]);
+    let out = ok(&["quantize", "-s", "int4:g4:asym", s(&dir.path("z.npy")), s(&dir.path("z.safetensors"))]);
+    assert!(out.contains("exact") && !out.contains("NaN"), "{out}");
+    let err = fails(&["quantize", "-s", "mxfp4", s(&dir.path("z.safetensors")), s(&dir.path("zz.safetensors"))]);
+    assert!(err.contains("dequantize it first"), "{err}");
+    fs::remove_file(dir.path("z.npy")).unwrap();
+    fs::remove_file(dir.path("z.safetensors")).unwrap();
     fs::write(dir.path("junk.safetensors"), b"not a safetensors file at all").unwrap();
     let err = fails(&["dequantize", s(&dir.path("junk.safetensors")), s(&dir.path("o.npy"))]);
     assert!(err.contains("junk.safetensors"), "{err}");

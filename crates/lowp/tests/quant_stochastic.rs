@@ -1,4 +1,5 @@
-//! The block quantizers' parallel batch paths under stochastic rounding, on float32 and float64 data: every
+//! The block quantizers' parallel batch paths, on float32 and float64 data, in stochastic and deterministic
+//! modes: every
 //! element code equals the per-element definition (the element rounded alone by `round_value` /
 //! `round_to_integer` / `Codebook::index_of` with its own tensor index), and results do not depend on the
 //! number of threads. (The deterministic modes are checked against plain references in quant_mx.rs,
@@ -26,6 +27,11 @@ fn data<T: Element>(seed: u64) -> Vec<T> {
         .collect();
     x[..40].iter_mut().for_each(|v| *v = T::from_f64(0.0));
     x[500] = T::from_f64(7e4);
+    // Values that fall below float32's normal range once scaled (the float32 batch path must notice), and a
+    // float32 subnormal input.
+    x[700] = T::from_f64(1e-38);
+    x[701] = T::from_f64(1e3);
+    x[900] = T::from_f64(1e-40);
     x
 }
 
@@ -101,6 +107,7 @@ fn check_codebook<T: Element>(cfg: &Rounding) {
 #[test]
 fn batch_paths_equal_the_per_element_definitions() {
     for mode in MODES {
+        let codebook_mode = mode != RoundingMode::Odd; // round-to-odd has no meaning for a codebook
         let cfg = Rounding::new(mode).with_seed(9);
         for spec in ["mxfp4", "mxfp8_e4m3", "mxfp8_e5m2:b16", "mxfp6_e2m3:b7"] {
             check_mx::<f32>(spec, &cfg);
@@ -112,8 +119,10 @@ fn batch_paths_equal_the_per_element_definitions() {
             check_int::<f32>(spec, &cfg);
             check_int::<f64>(spec, &cfg);
         }
-        check_codebook::<f32>(&cfg);
-        check_codebook::<f64>(&cfg);
+        if codebook_mode {
+            check_codebook::<f32>(&cfg);
+            check_codebook::<f64>(&cfg);
+        }
     }
 }
 

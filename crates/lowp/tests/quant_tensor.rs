@@ -320,3 +320,78 @@ fn any_safetensors_file_is_read_tensor_by_tensor() {
     assert!(f.quantized().unwrap_err().to_string().contains("not a file of quantized tensors"));
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn empty_and_degenerate_shapes() {
+    let cfg = Rounding::default();
+    for name in SCHEMES {
+        let s = Scheme::parse(name).unwrap();
+        for (shape, axis) in [(vec![5, 0], 1), (vec![0, 5], 1), (vec![5, 0], 0), (vec![], 0), (vec![1, 1], 1)] {
+            let n: usize = shape.iter().product();
+            let x = vec![0.5f32; n];
+            let t = QuantizedTensor::quantize(&s, &cfg, &x, &shape, axis).unwrap();
+            let mut y = vec![0f32; n];
+            t.dequantize(&mut y).unwrap();
+            let back = lowp::quant::from_bytes(&to_bytes(&[("t", &t)]).unwrap()).unwrap();
+            assert_eq!(back[0].1, t, "{name} {shape:?}");
+        }
+    }
+}
+
+#[test]
+fn bit_flips_are_refused_by_schemes() {
+    let cfg = Rounding::default().with_flip(0.5, lowp::FlipScope::Significand);
+    for name in ["int4:g32:asym", "mxfp4", "nvfp4", "bfp8", "bitmod4", "nf4"] {
+        let e = Scheme::parse(name).unwrap().quantize(&cfg, &[1.0f32; 64], &[64], 0).unwrap_err();
+        assert!(e.to_string().contains("bit flips"), "{name}: {e}");
+    }
+}
+
+#[test]
+fn impossible_metadata_is_refused() {
+    // Shapes whose element count overflows, or that claim far more data than the file holds.
+    let huge = tampered(|m| {
+        m["tensors"]["w"]["shape"] = serde_json::json!([1u64 << 40, 1u64 << 40]);
+    });
+    let e = huge.unwrap_err().to_string();
+    assert!(e.contains("impossible shape"), "{e}");
+    let e = tampered(|m| m["tensors"]["w"]["parts"]["codes"]["shape"] = serde_json::json!([1u64 << 50])).unwrap_err();
+    assert!(e.to_string().contains("needs"), "{e}");
+    let e = tampered(|m| m["tensors"]["w"]["parts"]["codes"]["shape"] = serde_json::json!([1u64 << 32, 1u64 << 32]))
+        .unwrap_err();
+    assert!(e.to_string().contains("impossible shape"), "{e}");
+    let e = tampered(|m| m["tensors"]["w"]["scheme"] = 5.into()).unwrap_err();
+    assert!(e.to_string().contains("not a string"), "{e}");
+    // A duplicated part, a fixed-point axis out of range, an integer code outside the scheme's range.
+    let x = tensor(64, 1, false);
+    let cfg = Rounding::default();
+    let t = QuantizedTensor::quantize(&Scheme::parse("int4:g32:sym").unwrap(), &cfg, &x, &[64], 0).unwrap();
+    let mut parts = t.parts().to_vec();
+    parts.push(parts[0].clone());
+    let e = QuantizedTensor::from_parts(t.scheme().clone(), vec![64], 0, parts).unwrap_err();
+    assert!(e.to_string().contains("twice"), "{e}");
+    let mut parts = t.parts().to_vec();
+    parts[0].data[0] = 0x88; // two codes of -8: int4:sym stops at -7
+    let e = QuantizedTensor::from_parts(t.scheme().clone(), vec![64], 0, parts).unwrap_err();
+    assert!(e.to_string().contains("outside"), "{e}");
+    let f = QuantizedTensor::quantize(&Scheme::parse("fixed:q4.4").unwrap(), &cfg, &x, &[64], 0).unwrap();
+    let e = QuantizedTensor::from_parts(f.scheme().clone(), vec![64], 7, f.parts().to_vec()).unwrap_err();
+    assert!(e.to_string().contains("axis 7"), "{e}");
+}
+
+#[test]
+fn saves_from_many_threads_at_once() {
+    let x = tensor(256, 8, false);
+    let t = QuantizedTensor::quantize(&Scheme::parse("mxfp4").unwrap(), &Rounding::default(), &x, &[256], 0).unwrap();
+    let dir = temp("threads");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("same.safetensors");
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| save(&path, &[("w", &t)]).unwrap());
+        }
+    });
+    assert_eq!(load(&path).unwrap()[0].1, t);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1); // no temporary file left
+    std::fs::remove_dir_all(&dir).unwrap();
+}

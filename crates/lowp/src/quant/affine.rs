@@ -2,7 +2,7 @@
 //! point) per tensor, per channel or per group of G consecutive elements along an axis.
 
 use super::layout::Layout;
-use super::{empty_block_scale, round_to_integer};
+use super::{empty_block_scale, keep_first, round_to_integer};
 use crate::error::{Error, Result};
 use crate::round::check_len;
 use crate::{round_value, Element, Format, Rounding, RoundingMode};
@@ -215,6 +215,7 @@ impl AffineInt {
     /// block's finite values (min/max, or absmax); infinities clamp to the end codes; NaN is an error (an
     /// integer code has no NaN); an all-zero block gets scale 0 and decodes to zeros.
     pub fn quantize<T: Element>(&self, cfg: &Rounding, x: &[T], shape: &[usize], axis: usize) -> Result<QuantizedInt> {
+        super::check_no_flip(cfg)?;
         let layout = Layout::new(shape, axis, self.granularity)?;
         check_len(layout.len(), x.len())?;
         if let Some(index) = x.iter().position(|v| v.to_f64().is_nan()) {
@@ -241,7 +242,7 @@ impl AffineInt {
                     match self.range(&mut vals).and_then(|(mn, mx)| self.scale_zero(mn, mx)) {
                         Ok((s, z)) => *sz = (s, z),
                         Err(e) => {
-                            *failed.lock().expect("no panic while held") = Some(e);
+                            keep_first(&failed, b0 + k, e);
                             return;
                         }
                     }
@@ -251,7 +252,7 @@ impl AffineInt {
                     }
                 }
             });
-            if let Some(e) = failed.into_inner().expect("no panic while held") {
+            if let Some((_, e)) = failed.into_inner().expect("no panic while held") {
                 return Err(e);
             }
             (scales, zeros) = per_block.into_iter().unzip();

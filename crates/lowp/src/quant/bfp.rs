@@ -97,6 +97,7 @@ impl Bfp {
     /// Quantizes `x` of `shape` (C order) in blocks along `axis`; a block holding NaN or an infinity gets the
     /// NaN exponent (0xFF) and decodes to NaN.
     pub fn quantize<T: Element>(&self, cfg: &Rounding, x: &[T], shape: &[usize], axis: usize) -> Result<BfpQuantized> {
+        super::check_no_flip(cfg)?;
         let layout = Layout::new(shape, axis, Granularity::Group(self.block))?;
         check_len(layout.len(), x.len())?;
         let (amax, special) = layout.block_amax(x, |_| true); // integer mantissas hold neither NaN nor inf

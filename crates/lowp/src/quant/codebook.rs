@@ -2,7 +2,7 @@
 //! and BitMoD's mixture of FP4 / FP3 variants chosen per group by squared error.
 
 use super::layout::Layout;
-use super::{empty_block_scale, stochastic_up, Granularity};
+use super::{empty_block_scale, keep_first, stochastic_up, Granularity};
 use crate::error::{Error, Result};
 use crate::round::check_len;
 use crate::{round_value, Element, Format, Rounding, RoundingMode};
@@ -456,6 +456,7 @@ fn quantize_grouped<T: Element>(
     shape: &[usize],
     axis: usize,
 ) -> Result<CodebookQuantized> {
+    super::check_no_flip(cfg)?;
     if group == 0 {
         return Err(Error::InvalidFormat("group size 0: groups need at least one element".into()));
     }
@@ -483,13 +484,13 @@ fn quantize_grouped<T: Element>(
                 match fit.best(&xs[r.clone()], r.start, &mut codes[r.start - i0..r.end - i0]) {
                     Ok((t, scale)) => *st = (scale, t as u8),
                     Err(e) => {
-                        *failed.lock().expect("no panic while held") = Some(e);
+                        keep_first(&failed, b0 + k, e);
                         return;
                     }
                 }
             }
         });
-        if let Some(e) = failed.into_inner().expect("no panic while held") {
+        if let Some((_, e)) = failed.into_inner().expect("no panic while held") {
             return Err(e);
         }
         (scales, types) = per_block.into_iter().unzip();

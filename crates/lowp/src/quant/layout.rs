@@ -25,6 +25,11 @@ impl Layout {
         if axis >= shape.len().max(1) {
             return Err(Error::InvalidOption(format!("axis {axis} is out of range for a tensor of shape {shape:?}")));
         }
+        if super::tensor::checked_len(shape).is_none() {
+            return Err(Error::InvalidOption(format!(
+                "a tensor of shape {shape:?} has more elements than fit in memory"
+            )));
+        }
         let dims = if shape.is_empty() { &[1][..] } else { shape };
         Ok(Layout {
             outer: dims[..axis].iter().product(),
@@ -86,7 +91,8 @@ impl Layout {
             Granularity::Tensor => 0..self.len(),
             Granularity::Channel => b * self.inner..(b + 1) * self.inner,
             Granularity::Group(g) => {
-                let (o, k) = (b / self.groups(g), b % self.groups(g));
+                let groups = self.groups(g).max(1); // no group at all: no block to ask about
+                let (o, k) = (b / groups, b % groups);
                 let start = o * self.len + k * g;
                 start..(start + g).min((o + 1) * self.len)
             }
@@ -104,6 +110,9 @@ impl Layout {
     ) {
         debug_assert!(self.contiguous() && per_element.len() == self.len() && per_block.len() == self.blocks());
         let nb = self.blocks();
+        if nb == 0 {
+            return; // no element either
+        }
         let per_batch = (BATCH / self.block_range(0).len().max(1)).max(1);
         let mut batches = Vec::with_capacity(nb.div_ceil(per_batch));
         let (mut elems, mut blocks) = (per_element, per_block);

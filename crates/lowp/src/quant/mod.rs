@@ -84,6 +84,26 @@ pub fn round_to_integer(v: f64, mode: RoundingMode, seed: u64, index: u64) -> f6
     }
 }
 
+/// Records the error of block `block` when no earlier block failed: the error a batch-parallel run reports
+/// is the first one in block order, whatever the thread timing.
+pub(crate) fn keep_first(failed: &std::sync::Mutex<Option<(usize, crate::Error)>>, block: usize, e: crate::Error) {
+    let mut f = failed.lock().expect("no panic while held");
+    if f.as_ref().is_none_or(|(b, _)| block < *b) {
+        *f = Some((block, e));
+    }
+}
+
+/// An error when `cfg` asks for soft-error bit flips: they are defined on a format's codes (`lowp::round`,
+/// `lowp::encode`), not on a scheme's codes and scales.
+pub(crate) fn check_no_flip(cfg: &crate::Rounding) -> crate::Result<()> {
+    match cfg.flip {
+        None => Ok(()),
+        Some(_) => Err(crate::Error::InvalidOption(
+            "soft-error bit flips apply to formats (round, encode), not to quantization schemes".into(),
+        )),
+    }
+}
+
 /// The scale stored for a block with nothing to scale (no nonzero finite value): 0, or in a scale format
 /// without a zero (E8M0) its smallest positive value. Either way the block's codes decode to zeros, and every
 /// stored scale has a code in its format.

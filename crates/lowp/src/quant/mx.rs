@@ -180,41 +180,19 @@ impl Mx {
     /// NaN); otherwise the block's scale becomes NaN (0xFF), which makes every element of the block NaN, as
     /// the spec defines. amax is taken over the finite values.
     pub fn quantize<T: Element>(&self, cfg: &Rounding, x: &[T], shape: &[usize], axis: usize) -> Result<MxQuantized> {
+        super::check_no_flip(cfg)?;
         let layout = Layout::new(shape, axis, Granularity::Group(self.block))?;
         check_len(layout.len(), x.len())?;
+        if let (MxElement::Float(f), true) = (&self.element, layout.contiguous()) {
+            let (codes, scales) = self.quantize_batches(f, &layout, cfg, x)?;
+            return Ok(MxQuantized { scheme: self.clone(), shape: shape.to_vec(), axis, codes, scales });
+        }
         let (amax, special) = layout.block_amax(x, |v| !self.holds(v));
         let exps: Vec<i32> = amax.iter().map(|&a| self.shared_exponent(a)).collect();
         let scales: Vec<u8> =
             exps.iter().zip(&special).map(|(&e, &s)| if s { E8M0_NAN } else { (e + 127) as u8 }).collect();
         let mut codes = vec![0u8; x.len()];
         match &self.element {
-            MxElement::Float(f) if layout.contiguous() => {
-                // Each batch of blocks is scaled (exactly, by powers of two, in float64) and encoded in one go:
-                // the same roundings, with the same random draws, as the element-by-element loop below.
-                let f = f.clone().with_saturation(true).with_subnormals(true).with_propagate_inf(true);
-                let encoder = Encoder::<f64>::new(&f, cfg)?;
-                let mut per_block: Vec<(i32, u8)> = exps.iter().copied().zip(scales.iter().copied()).collect();
-                layout.par_batches(&mut codes, &mut per_block, |b0, i0, codes, blocks| {
-                    let mut scaled = vec![0.0f64; codes.len()];
-                    for (k, &(e, s)) in blocks.iter().enumerate() {
-                        if s == E8M0_NAN {
-                            continue; // zeros: the whole block decodes to NaN
-                        }
-                        let r = layout.block_range(b0 + k);
-                        let factor = pow2(-e);
-                        for (d, v) in scaled[r.start - i0..r.end - i0].iter_mut().zip(&x[r]) {
-                            *d = v.to_f64() * factor;
-                        }
-                    }
-                    encoder.encode_at(i0 as u64, &scaled, codes);
-                    for (k, &(_, s)) in blocks.iter().enumerate() {
-                        if s == E8M0_NAN {
-                            let r = layout.block_range(b0 + k);
-                            codes[r.start - i0..r.end - i0].fill(0);
-                        }
-                    }
-                });
-            }
             MxElement::Float(f) => {
                 let f = f.clone().with_saturation(true).with_subnormals(true).with_propagate_inf(true);
                 for (i, (c, v)) in codes.iter_mut().zip(x).enumerate() {
@@ -239,6 +217,89 @@ impl Mx {
             }
         }
         Ok(MxQuantized { scheme: self.clone(), shape: shape.to_vec(), axis, codes, scales })
+    }
+
+    /// The fast path of [`quantize`](Self::quantize) for float elements in blocks of consecutive elements: batches
+    /// of blocks in parallel, each read once for its amax, scaled by 2^-e and encoded in bulk. The scaling is
+    /// exact: in float64 always, in float32 for float32 data when no scaled value falls below float32's normal
+    /// range (otherwise the batch is redone in float64). Deterministic modes only use float32, so every
+    /// element gets the same rounding and random draw as the element-by-element definition (round_value on
+    /// the float64 scaled value at the element's index).
+    fn quantize_batches<T: Element>(
+        &self,
+        f: &Format,
+        layout: &Layout,
+        cfg: &Rounding,
+        x: &[T],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let f = f.clone().with_saturation(true).with_subnormals(true).with_propagate_inf(true);
+        let enc64 = Encoder::<f64>::new(&f, cfg)?;
+        let enc32 =
+            if T::DTYPE == "float32" && !cfg.mode.is_stochastic() { Some(Encoder::<f32>::new(&f, cfg)?) } else { None };
+        let (mut codes, mut scales) = (vec![0u8; x.len()], vec![0u8; layout.blocks()]);
+        layout.par_batches(&mut codes, &mut scales, |b0, i0, codes, scales| {
+            let mut exps = Vec::with_capacity(scales.len());
+            for (k, sc) in scales.iter_mut().enumerate() {
+                let (mut amax, mut nonfinite) = (0.0f64, false);
+                for v in &x[layout.block_range(b0 + k)] {
+                    let a = v.to_f64().abs();
+                    if a < f64::INFINITY {
+                        amax = amax.max(a);
+                    } else {
+                        nonfinite = true;
+                    }
+                }
+                let special = nonfinite
+                    && x[layout.block_range(b0 + k)].iter().any(|v| {
+                        let v = v.to_f64();
+                        !v.is_finite() && !self.holds(v)
+                    });
+                let e = self.shared_exponent(amax);
+                *sc = if special { E8M0_NAN } else { (e + 127) as u8 };
+                exps.push(e);
+            }
+            // Block k of the batch with its elements' positions in the batch, and 2^-e (none for NaN blocks).
+            let blocks = || {
+                scales.iter().zip(&exps).enumerate().map(|(k, (&sc, &e))| {
+                    let r = layout.block_range(b0 + k);
+                    (r.start - i0..r.end - i0, r, (sc != E8M0_NAN).then(|| pow2(-e)))
+                })
+            };
+            let in_f32 = enc32.as_ref().is_some_and(|enc| {
+                let mut scaled = vec![0.0f32; codes.len()];
+                let mut exact = true;
+                for (local, r, factor) in blocks() {
+                    if let Some(factor) = factor {
+                        let factor = factor as f32; // a power of two within float32's range: exact
+                        for (d, v) in scaled[local].iter_mut().zip(&x[r]) {
+                            *d = v.to_f64() as f32 * factor;
+                            exact &= !(d.abs() < f32::MIN_POSITIVE && *d != 0.0);
+                        }
+                    }
+                }
+                if exact {
+                    enc.encode_at(i0 as u64, &scaled, codes);
+                }
+                exact
+            });
+            if !in_f32 {
+                let mut scaled = vec![0.0f64; codes.len()];
+                for (local, r, factor) in blocks() {
+                    if let Some(factor) = factor {
+                        for (d, v) in scaled[local].iter_mut().zip(&x[r]) {
+                            *d = v.to_f64() * factor;
+                        }
+                    }
+                }
+                enc64.encode_at(i0 as u64, &scaled, codes);
+            }
+            for (local, _, factor) in blocks() {
+                if factor.is_none() {
+                    codes[local].fill(0); // the whole block decodes to NaN
+                }
+            }
+        });
+        Ok((codes, scales))
     }
 
     /// Whether a non-finite value has a code of its own in the element type.

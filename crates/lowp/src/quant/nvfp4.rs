@@ -109,6 +109,7 @@ impl Nvfp4 {
         shape: &[usize],
         axis: usize,
     ) -> Result<Nvfp4Quantized> {
+        super::check_no_flip(cfg)?;
         let layout = Layout::new(shape, axis, Granularity::Group(self.block))?;
         check_len(layout.len(), x.len())?;
         let e4m3 = Format::parse("float8_e4m3fn")?.with_saturation(true);

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
@@ -143,11 +144,23 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Vec<(String, QuantizedTensor)>> {
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
     let io = |e: std::io::Error, p: &Path| Error::Io { path: p.display().to_string(), message: e.to_string() };
     let name =
         path.file_name().ok_or_else(|| Error::InvalidOption(format!("{} is not a file path", path.display())))?;
-    let tmp = path.with_file_name(format!(".{}.lowp-tmp-{}", name.to_string_lossy(), std::process::id()));
-    let written = File::create(&tmp).and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+    // A name of its own per call (threads may save at once), created only if it does not exist yet (never
+    // through a link someone left there).
+    let (tmp, mut file) = loop {
+        let n = CALLS.fetch_add(1, Ordering::Relaxed);
+        let tmp = path.with_file_name(format!(".{}.lowp-tmp-{}-{n}", name.to_string_lossy(), std::process::id()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(e, path)),
+        }
+    };
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
     if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(io(e, path));
@@ -157,8 +170,19 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// How a part is stored: its own dtype and shape when whole bytes, else packed U8.
 fn stored_dtype(p: &Part) -> (Dtype, Vec<usize>) {
-    let fmt = p.format.as_ref().map(Format::name);
-    let dtype = match (p.bits, p.signed, fmt) {
+    stored_layout(p.bits, p.signed, p.format.as_ref(), &p.shape, p.data.len())
+}
+
+/// [`stored_dtype`] from a part's description and its packed byte count.
+fn stored_layout(
+    bits: u32,
+    signed: bool,
+    format: Option<&Format>,
+    shape: &[usize],
+    bytes: usize,
+) -> (Dtype, Vec<usize>) {
+    let fmt = format.map(Format::name);
+    let dtype = match (bits, signed, fmt) {
         (8, true, _) => Dtype::I8,
         (8, false, _) => Dtype::U8,
         (16, _, Some("float16")) => Dtype::F16,
@@ -171,9 +195,9 @@ fn stored_dtype(p: &Part) -> (Dtype, Vec<usize>) {
         (64, _, Some("float64")) => Dtype::F64,
         (64, true, _) => Dtype::I64,
         (64, false, _) => Dtype::U64,
-        _ => return (Dtype::U8, vec![p.data.len()]),
+        _ => return (Dtype::U8, vec![bytes]),
     };
-    (dtype, p.shape.clone())
+    (dtype, shape.to_vec())
 }
 
 /// One tensor's entry in a safetensors header.
@@ -324,7 +348,10 @@ impl SafetensorsFile {
         let mut out = Vec::new();
         for (name, d) in described {
             let field = |k: &str| d.get(k).ok_or_else(|| bad(format!("tensor `{name}` has no `{k}`")));
-            let scheme = Scheme::parse(field("scheme")?.as_str().unwrap_or_default())?;
+            let scheme = field("scheme")?
+                .as_str()
+                .ok_or_else(|| bad(format!("tensor `{name}`: the scheme is not a string")))
+                .and_then(|s| Scheme::parse(s).map_err(|e| bad(format!("tensor `{name}`: {e}"))))?;
             let shape = usizes(field("shape")?).ok_or_else(|| bad(format!("tensor `{name}`: malformed shape")))?;
             let axis = field("axis")?.as_u64().ok_or_else(|| bad(format!("tensor `{name}`: malformed axis")))?;
             let mut parts = Vec::new();
@@ -338,15 +365,20 @@ impl SafetensorsFile {
                     p.get("bits").and_then(Value::as_u64).filter(|b| (1..=64).contains(b)).ok_or_else(malformed)?;
                 let signed = p.get("signed").and_then(Value::as_bool).ok_or_else(malformed)?;
                 let format = match p.get("format") {
-                    Some(Value::String(f)) => Some(Format::parse(f)?),
+                    Some(Value::String(f)) => {
+                        Some(Format::parse(f).map_err(|e| bad(format!("tensor `{name}`: part `{pname}`: {e}")))?)
+                    }
                     Some(Value::Null) | None => None,
                     _ => return Err(malformed()),
                 };
                 let pshape = p.get("shape").and_then(usizes).ok_or_else(malformed)?;
                 let stored = format!("{name}.{pname}");
+                let count = super::tensor::checked_len(&pshape).ok_or_else(|| {
+                    bad(format!("tensor `{name}`: part `{pname}` has an impossible shape {pshape:?}"))
+                })?;
+                let bytes = super::packed_bytes(count, bits as u32);
+                let (dtype, dshape) = stored_layout(bits as u32, signed, format.as_ref(), &pshape, bytes);
                 let mut part = Part { name: pname, bits: bits as u32, signed, format, shape: pshape, data: Vec::new() };
-                let (dtype, dshape) =
-                    stored_dtype(&Part { data: vec![0; super::packed_bytes(part.len(), part.bits)], ..part.clone() });
                 let info = self.tensors.get(&stored).ok_or_else(|| bad(format!("tensor `{stored}` is missing")))?;
                 if info.dtype != format!("{dtype:?}") || info.shape != dshape {
                     return Err(bad(format!(
@@ -358,8 +390,10 @@ impl SafetensorsFile {
                 parts.push(part);
             }
             parts.sort_by_key(|p| PART_NAMES.iter().position(|&n| n == p.name));
-            let t = QuantizedTensor::from_parts(scheme, shape, axis as usize, parts)
-                .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+            let t = QuantizedTensor::from_parts(scheme, shape, axis as usize, parts).map_err(|e| match e {
+                Error::InvalidFile(why) => bad(format!("tensor `{name}`: {why}")),
+                e => bad(format!("tensor `{name}`: {e}")),
+            })?;
             out.push((name.clone(), t));
         }
         Ok(out)
@@ -401,6 +435,12 @@ fn parse_dtype(name: &str) -> Option<Dtype> {
         "F8_E5M2" => Dtype::F8_E5M2,
         "F8_E4M3" => Dtype::F8_E4M3,
         "F8_E8M0" => Dtype::F8_E8M0,
+        "F8_E4M3FNUZ" => Dtype::F8_E4M3FNUZ,
+        "F8_E5M2FNUZ" => Dtype::F8_E5M2FNUZ,
+        "F4" => Dtype::F4,
+        "F6_E2M3" => Dtype::F6_E2M3,
+        "F6_E3M2" => Dtype::F6_E3M2,
+        "C64" => Dtype::C64,
         "I16" => Dtype::I16,
         "U16" => Dtype::U16,
         "F16" => Dtype::F16,

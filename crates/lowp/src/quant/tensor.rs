@@ -165,9 +165,22 @@ impl QuantizedTensor {
     /// need: every part present with its width, signedness, format and shape, the byte counts, and values in
     /// their ranges (codebook indices, type ids). Parts may come in any order.
     pub fn from_parts(scheme: Scheme, shape: Vec<usize>, axis: usize, parts: Vec<Part>) -> Result<QuantizedTensor> {
+        for (name, s) in std::iter::once(("the tensor", &shape)).chain(parts.iter().map(|p| (p.name, &p.shape))) {
+            if checked_len(s).is_none() {
+                return Err(invalid(format!("{name} has an impossible shape {s:?}")));
+            }
+        }
         let t = QuantizedTensor { scheme, shape, axis, parts };
         t.check_parts()?;
-        t.unpack()?; // range checks of the values
+        if let Scheme::Int(s) = &t.scheme {
+            let (lo, hi) = s.code_range();
+            for (what, values) in [("code", t.codes()), ("zero point", t.zeros().unwrap_or_default())] {
+                if let Some(v) = values.iter().find(|&&v| v < i64::from(lo) || v > i64::from(hi)) {
+                    return Err(invalid(format!("{what} {v} is outside {s}'s range {lo}..={hi}")));
+                }
+            }
+        }
+        t.unpack()?; // range checks of the codebook indices
         Ok(t)
     }
 
@@ -362,9 +375,12 @@ impl QuantizedTensor {
     /// and there is no other.
     fn check_parts(&self) -> Result<()> {
         let specs = specs(&self.scheme, &self.shape, self.axis)?;
-        for p in &self.parts {
+        for (k, p) in self.parts.iter().enumerate() {
             if !specs.iter().any(|s| s.name == p.name) {
                 return Err(invalid(format!("{} has no part `{}`", self.scheme, p.name)));
+            }
+            if self.parts[..k].iter().any(|q| q.name == p.name) {
+                return Err(invalid(format!("part `{}` appears twice", p.name)));
             }
         }
         for s in &specs {
@@ -480,6 +496,11 @@ impl Quantized {
     }
 }
 
+/// The number of elements of `shape`, or `None` when it overflows.
+pub(crate) fn checked_len(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
 fn invalid(why: String) -> Error {
     Error::InvalidFile(why)
 }
@@ -505,7 +526,10 @@ fn specs(scheme: &Scheme, shape: &[usize], axis: usize) -> Result<Vec<Spec>> {
             }
             v
         }
-        Scheme::Fixed(s) => vec![part("codes", s.bits(), true, None, codes_shape)],
+        Scheme::Fixed(s) => {
+            grid(Granularity::Tensor)?; // the axis must still name one of the tensor's
+            vec![part("codes", s.bits(), true, None, codes_shape)]
+        }
         Scheme::Mx(s) => {
             let (signed, fmt) = match s.element() {
                 MxElement::Float(f) => (false, Some(f.clone())),
