@@ -5,7 +5,7 @@ use super::layout::Layout;
 use super::{empty_block_scale, keep_first, round_to_integer};
 use crate::error::{Error, Result};
 use crate::round::check_len;
-use crate::{round_value, Element, Format, Rounding, RoundingMode};
+use crate::{round, round_value, Element, Format, Rounding, RoundingMode};
 
 /// Which elements share a scale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,45 +218,87 @@ impl AffineInt {
         super::check_no_flip(cfg)?;
         let layout = Layout::new(shape, axis, self.granularity)?;
         check_len(layout.len(), x.len())?;
-        if let Some(index) = x.iter().position(|v| v.to_f64().is_nan()) {
-            return Err(Error::NotRepresentable {
-                value: f64::NAN,
-                index,
-                format: self.to_string(),
-                why: "integer codes have no NaN",
-            });
-        }
         let nb = layout.blocks();
         let (mut scales, mut zeros) = (vec![0.0; nb], vec![0; nb]);
         let mut codes = vec![0i32; x.len()];
+        let nan_at = |index| Error::NotRepresentable {
+            value: f64::NAN,
+            index,
+            format: self.to_string(),
+            why: "integer codes have no NaN",
+        };
         if layout.contiguous() {
-            // Batches of whole blocks in parallel: each block's range, scale and zero point, then its codes.
+            // In parallel over batches of whole blocks: each block's range (NaN refused); then every scale
+            // rounded to its format in one bulk call (as round_value would, one at a time); then the codes.
             let failed = std::sync::Mutex::new(None);
-            let mut per_block: Vec<(f64, i32)> = vec![(0.0, 0); nb];
-            layout.par_batches(&mut codes, &mut per_block, |b0, i0, codes, blocks| {
+            let mut ranges: Vec<(f64, f64)> = vec![(0.0, 0.0); nb];
+            let mut no_elements = vec![(); x.len()];
+            layout.par_batches(&mut no_elements, &mut ranges, |b0, _, _, blocks| {
                 let mut vals = Vec::new();
-                for (k, sz) in blocks.iter_mut().enumerate() {
+                for (k, range) in blocks.iter_mut().enumerate() {
                     let r = layout.block_range(b0 + k);
-                    vals.clear();
-                    vals.extend(x[r.clone()].iter().map(|v| v.to_f64()).filter(|v| v.is_finite()));
-                    match self.range(&mut vals).and_then(|(mn, mx)| self.scale_zero(mn, mx)) {
-                        Ok((s, z)) => *sz = (s, z),
-                        Err(e) => {
-                            keep_first(&failed, b0 + k, e);
-                            return;
-                        }
+                    if let Some(i) = x[r.clone()].iter().position(|v| v.to_f64().is_nan()) {
+                        keep_first(&failed, b0 + k, nan_at(r.start + i));
+                        return;
                     }
-                    let (s, z) = *sz;
-                    for (i, (c, v)) in codes[r.start - i0..r.end - i0].iter_mut().zip(&x[r.clone()]).enumerate() {
-                        *c = self.code(v.to_f64(), s, z, cfg.mode, cfg.seed, (r.start + i) as u64);
+                    let got = if self.choice == ScaleChoice::MinMax {
+                        // The same range as `range` gives, without gathering the values.
+                        let fold = |(a, b): (f64, f64), v: &T| {
+                            let v = v.to_f64();
+                            if v.is_finite() {
+                                (a.min(v), b.max(v))
+                            } else {
+                                (a, b)
+                            }
+                        };
+                        Ok(x[r].iter().fold((0.0f64, 0.0f64), fold))
+                    } else {
+                        vals.clear();
+                        vals.extend(x[r].iter().map(|v| v.to_f64()).filter(|v| v.is_finite()));
+                        self.range(&mut vals)
+                    };
+                    match got {
+                        Ok(g) => *range = g,
+                        Err(e) => return keep_first(&failed, b0 + k, e),
                     }
                 }
             });
             if let Some((_, e)) = failed.into_inner().expect("no panic while held") {
                 return Err(e);
             }
-            (scales, zeros) = per_block.into_iter().unzip();
+            let raw: Vec<f64> = ranges.iter().map(|&(mn, mx)| self.raw_scale(mn, mx)).collect();
+            let sat = self.scale_format.clone().with_saturation(true);
+            round(&sat, &Rounding::new(RoundingMode::NearestEven), &raw, &mut scales)?;
+            for (b, s) in scales.iter_mut().enumerate() {
+                if raw[b] == 0.0 {
+                    *s = empty_block_scale(&self.scale_format);
+                }
+                zeros[b] = self.zero_point(ranges[b].0, *s);
+            }
+            let mut per_block: Vec<(f64, i32)> = scales.iter().copied().zip(zeros.iter().copied()).collect();
+            layout.par_batches(&mut codes, &mut per_block, |b0, i0, codes, blocks| {
+                let (lo, hi) = self.code_range();
+                for (k, &(s, z)) in blocks.iter().enumerate() {
+                    let r = layout.block_range(b0 + k);
+                    let (codes, x) = (&mut codes[r.start - i0..r.end - i0], &x[r.clone()]);
+                    if cfg.mode == RoundingMode::NearestEven && s != 0.0 {
+                        // `code` inlined for the default mode, in a loop the compiler vectorizes (infinities
+                        // clamp as there: inf / s stays inf).
+                        let (zf, lo, hi) = (f64::from(z), f64::from(lo), f64::from(hi));
+                        for (c, v) in codes.iter_mut().zip(x) {
+                            *c = ((v.to_f64() / s).round_ties_even() + zf).clamp(lo, hi) as i32;
+                        }
+                    } else {
+                        for (i, (c, v)) in codes.iter_mut().zip(x).enumerate() {
+                            *c = self.code(v.to_f64(), s, z, cfg.mode, cfg.seed, (r.start + i) as u64);
+                        }
+                    }
+                }
+            });
         } else {
+            if let Some(index) = x.iter().position(|v| v.to_f64().is_nan()) {
+                return Err(nan_at(index));
+            }
             // The finite values of each block.
             let mut members: Vec<Vec<f64>> = vec![Vec::new(); nb];
             for (i, v) in x.iter().enumerate() {
@@ -325,13 +367,28 @@ impl AffineInt {
         })
     }
 
+    /// The scale of a range [mn, mx] holding 0, before rounding to the scale format.
+    fn raw_scale(&self, mn: f64, mx: f64) -> f64 {
+        let qhi = f64::from(self.code_range().1);
+        match self.symmetry {
+            Symmetry::Symmetric { .. } => mn.abs().max(mx.abs()) / qhi,
+            Symmetry::Asymmetric => (mx - mn) / qhi,
+        }
+    }
+
+    /// The zero point of a range starting at `mn` with stored scale `s` (0 for symmetric schemes).
+    fn zero_point(&self, mn: f64, s: f64) -> i32 {
+        let (qlo, qhi) = self.code_range();
+        if self.symmetry == Symmetry::Asymmetric && s > 0.0 {
+            round_to_integer(-mn / s, RoundingMode::NearestEven, 0, 0).clamp(qlo as f64, qhi as f64) as i32
+        } else {
+            0
+        }
+    }
+
     /// The stored scale and the zero point of a range [mn, mx] holding 0.
     fn scale_zero(&self, mn: f64, mx: f64) -> Result<(f64, i32)> {
-        let (qlo, qhi) = self.code_range();
-        let raw = match self.symmetry {
-            Symmetry::Symmetric { .. } => mn.abs().max(mx.abs()) / qhi as f64,
-            Symmetry::Asymmetric => (mx - mn) / qhi as f64,
-        };
+        let raw = self.raw_scale(mn, mx);
         // An all-zero block keeps scale 0 (the smallest scale in formats without zero, e8m0); a scale past the
         // scale format's range saturates to its max.
         let sat = self.scale_format.clone().with_saturation(true);
@@ -340,12 +397,7 @@ impl AffineInt {
         } else {
             round_value(&sat, &Rounding::new(RoundingMode::NearestEven), raw, 0)?
         };
-        let z = if self.symmetry == Symmetry::Asymmetric && s > 0.0 {
-            round_to_integer(-mn / s, RoundingMode::NearestEven, 0, 0).clamp(qlo as f64, qhi as f64) as i32
-        } else {
-            0
-        };
-        Ok((s, z))
+        Ok((s, self.zero_point(mn, s)))
     }
 
     /// The code of v with scale s and zero point z (infinities clamp; scale 0 gives z).

@@ -13,6 +13,7 @@ use super::{Granularity, Quantized, Scheme, Symmetry};
 use crate::codes::code_of;
 use crate::error::{Error, Result};
 use crate::{Element, Format, Rounding};
+use rayon::prelude::*;
 
 /// One stored array of a [`QuantizedTensor`]: `len` values of `bits` bits, packed.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,14 +60,14 @@ impl Part {
         }
     }
 
-    fn packed(spec: &Spec, values: impl Iterator<Item = u64>) -> Part {
+    fn packed<V: Sync>(spec: &Spec, values: &[V], bits_of: impl Fn(&V) -> u64 + Sync) -> Part {
         Part {
             name: spec.name,
             bits: spec.bits,
             signed: spec.signed,
             format: spec.format.clone(),
             shape: spec.shape.clone(),
-            data: pack_bits(values, spec.bits, spec.shape.iter().product()),
+            data: pack_par(values, spec.bits, bits_of),
         }
     }
 }
@@ -123,36 +124,37 @@ impl QuantizedTensor {
         let spec = |name: &str| specs.iter().find(|s| s.name == name).expect("every scheme has codes and scales");
         let codes = spec("codes");
         let mut parts = Vec::with_capacity(specs.len());
-        let as_bits = |v: i64| v as u64 & mask(codes.bits);
+        let code_mask = mask(codes.bits);
+        let as_bits = move |v: i64| v as u64 & code_mask;
         match q {
             Quantized::Int(q) => {
-                parts.push(Part::packed(codes, q.codes.iter().map(|&c| as_bits(c.into()))));
+                parts.push(Part::packed(codes, &q.codes, |&c| as_bits(c.into())));
                 parts.push(scale_part(spec("scales"), &q.scales)?);
                 if let Some(z) = specs.iter().find(|s| s.name == "zeros") {
-                    parts.push(Part::packed(z, q.zeros.iter().map(|&c| c as u64)));
+                    parts.push(Part::packed(z, &q.zeros, |&c| c as u64));
                 }
             }
-            Quantized::Fixed(_, _, c) => parts.push(Part::packed(codes, c.iter().map(|&c| as_bits(c)))),
+            Quantized::Fixed(_, _, c) => parts.push(Part::packed(codes, &c, |&c| as_bits(c))),
             Quantized::Mx(q) => {
-                parts.push(Part::packed(codes, q.codes.iter().map(|&c| u64::from(c))));
-                parts.push(Part::packed(spec("scales"), q.scales.iter().map(|&c| u64::from(c))));
+                parts.push(Part::packed(codes, &q.codes, |&c| u64::from(c)));
+                parts.push(Part::packed(spec("scales"), &q.scales, |&c| u64::from(c)));
             }
             Quantized::Nvfp4(q) => {
-                parts.push(Part::packed(codes, q.codes.iter().map(|&c| u64::from(c))));
-                parts.push(Part::packed(spec("scales"), q.scales.iter().map(|&c| u64::from(c))));
+                parts.push(Part::packed(codes, &q.codes, |&c| u64::from(c)));
+                parts.push(Part::packed(spec("scales"), &q.scales, |&c| u64::from(c)));
                 if let Some(t) = specs.iter().find(|s| s.name == "tensor_scale") {
-                    parts.push(Part::packed(t, std::iter::once(u64::from(q.tensor_scale.to_bits()))));
+                    parts.push(Part::packed(t, &[q.tensor_scale], |&v| u64::from(v.to_bits())));
                 }
             }
             Quantized::Bfp(q) => {
-                parts.push(Part::packed(codes, q.mantissas.iter().map(|&c| as_bits(c.into()))));
-                parts.push(Part::packed(spec("scales"), q.exponents.iter().map(|&c| u64::from(c))));
+                parts.push(Part::packed(codes, &q.mantissas, |&c| as_bits(c.into())));
+                parts.push(Part::packed(spec("scales"), &q.exponents, |&c| u64::from(c)));
             }
             Quantized::Codebook(q) => {
-                parts.push(Part::packed(codes, q.codes.iter().map(|&c| u64::from(c))));
+                parts.push(Part::packed(codes, &q.codes, |&c| u64::from(c)));
                 parts.push(scale_part(spec("scales"), &q.scales)?);
                 if let Some(t) = specs.iter().find(|s| s.name == "types") {
-                    parts.push(Part::packed(t, q.types.iter().map(|&c| u64::from(c))));
+                    parts.push(Part::packed(t, &q.types, |&c| u64::from(c)));
                 }
             }
         }
@@ -587,7 +589,7 @@ fn scale_part(spec: &Spec, scales: &[f64]) -> Result<Part> {
             })
         })
         .collect::<Result<Vec<u64>>>()?;
-    Ok(Part::packed(spec, codes.into_iter()))
+    Ok(Part::packed(spec, &codes, |&c| c))
 }
 
 fn mask(bits: u32) -> u64 {
@@ -610,6 +612,20 @@ fn extend(v: u64, bits: u32, signed: bool) -> i64 {
 /// Bytes that hold `count` values of `bits` bits.
 pub fn packed_bytes(count: usize, bits: u32) -> usize {
     (count as u128 * u128::from(bits)).div_ceil(8) as usize
+}
+
+/// [`pack_bits`] of `bits_of` of every value, in parallel for long inputs: chunks of 8k values fill whole
+/// bytes, whatever the width.
+fn pack_par<V: Sync>(values: &[V], bits: u32, bits_of: impl Fn(&V) -> u64 + Sync) -> Vec<u8> {
+    const K: usize = 1 << 13;
+    if values.len() <= 8 * K {
+        return pack_bits(values.iter().map(&bits_of), bits, values.len());
+    }
+    let mut out = vec![0u8; packed_bytes(values.len(), bits)];
+    out.par_chunks_mut(K * bits as usize).zip(values.par_chunks(8 * K)).for_each(|(o, v)| {
+        o.copy_from_slice(&pack_bits(v.iter().map(&bits_of), bits, v.len()));
+    });
+    out
 }
 
 /// Packs the low `bits` bits of each value, least-significant bit first.
