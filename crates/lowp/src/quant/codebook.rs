@@ -4,8 +4,8 @@
 use super::layout::Layout;
 use super::{empty_block_scale, keep_first, stochastic_up, Granularity};
 use crate::error::{Error, Result};
-use crate::round::check_len;
-use crate::{round_value, Element, Format, Rounding, RoundingMode};
+use crate::round::{check_len, Encoder};
+use crate::{Element, Format, Rounding, RoundingMode};
 
 /// NF4: the 16 values of QLoRA's 4-bit NormalFloat (quantiles of N(0, 1) scaled to [-1, 1], with an exact 0),
 /// as published with QLoRA (Dettmers et al., 2023) and used by bitsandbytes.
@@ -97,7 +97,10 @@ impl Codebook {
             return Err(Error::InvalidOption("round-to-odd has no meaning for a codebook".into()));
         }
         let c = &self.values;
-        let hi = c.partition_point(|&x| x < v); // first value >= v
+        // The first value >= v: counted without branches in short codebooks (NF4, BitMoD: 16 values or fewer),
+        // where that beats a binary search.
+        let hi =
+            if c.len() <= 16 { c.iter().map(|&x| usize::from(x < v)).sum() } else { c.partition_point(|&x| x < v) };
         if hi == 0 {
             return Ok(0);
         }
@@ -403,7 +406,8 @@ fn parse_grouped(spec: &str, head: &str, default_group: usize, accepted: &str) -
 struct GroupFit<'a> {
     books: &'a [Codebook],
     scale_format: &'a Format,
-    saturating: Format,
+    /// Rounds scales to the scale format: nearest even, saturating.
+    scale_rounder: Encoder<'a, f64>,
     cfg: &'a Rounding,
 }
 
@@ -417,14 +421,15 @@ impl GroupFit<'_> {
     /// [`best`](Self::best) with element j of the group at tensor index `index(j)`.
     fn best_at(&self, vals: &[f64], index: impl Fn(usize) -> u64, codes: &mut [u8]) -> Result<(usize, f64)> {
         let amax = vals.iter().filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs()));
-        let rne = Rounding::new(RoundingMode::NearestEven);
         let mut candidate = vec![0u8; vals.len()];
         let mut best: Option<(f64, usize, f64)> = None;
         for (t, book) in self.books.iter().enumerate() {
             let scale = if amax == 0.0 {
                 empty_block_scale(self.scale_format)
             } else {
-                round_value(&self.saturating, &rne, amax / book.max_abs(), 0)?
+                let mut s = [amax / book.max_abs()];
+                self.scale_rounder.round_at(0, &mut s);
+                s[0]
             };
             let mut err = 0.0;
             for (j, (c, &v)) in candidate.iter_mut().zip(vals).enumerate() {
@@ -472,7 +477,9 @@ fn quantize_grouped<T: Element>(
         });
     }
     let nb = layout.blocks();
-    let fit = GroupFit { books, scale_format, saturating: scale_format.clone().with_saturation(true), cfg };
+    let saturating = scale_format.clone().with_saturation(true);
+    let rne = Rounding::new(RoundingMode::NearestEven);
+    let fit = GroupFit { books, scale_format, scale_rounder: Encoder::new(&saturating, &rne)?, cfg };
     let (mut codes, mut scales, mut types) = (vec![0u8; xs.len()], vec![0.0; nb], vec![0u8; nb]);
     if layout.contiguous() {
         // Groups are independent: batches of them in parallel.

@@ -134,7 +134,7 @@ impl QuantizedTensor {
                     parts.push(Part::packed(z, &q.zeros, |&c| c as u64));
                 }
             }
-            Quantized::Fixed(_, _, c) => parts.push(Part::packed(codes, &c, |&c| as_bits(c))),
+            Quantized::Fixed(_, _, c) => parts.push(Part::packed(codes, c, |&c| as_bits(c))),
             Quantized::Mx(q) => {
                 parts.push(Part::packed(codes, &q.codes, |&c| u64::from(c)));
                 parts.push(Part::packed(spec("scales"), &q.scales, |&c| u64::from(c)));

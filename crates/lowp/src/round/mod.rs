@@ -164,6 +164,12 @@ impl<'a, T: Element> Encoder<'a, T> {
         Ok(Encoder { plan, fast: fast_encode(fmt, T::MIN_NORMAL_EXP), coder: codes::RoundedCoder::new(fmt) })
     }
 
+    /// Rounds `buf` in place as elements `at..` of an array (what [`round_value`] does for one value, without
+    /// preparing the rounding again for every call).
+    pub(crate) fn round_at(&self, at: u64, buf: &mut [T]) {
+        self.plan.round_chunk_inplace(at, buf);
+    }
+
     /// The codes of `src` (which holds only values with a code: see `codes::check_encodable`) as elements
     /// `at..` of an array, into `dst` of the same length.
     pub(crate) fn encode_at<C: CodeInt>(&self, at: u64, src: &[T], dst: &mut [C]) {
