@@ -14,6 +14,8 @@ use crate::tensors;
 use crate::timing::{best_of, per_second, Progress};
 
 pub struct Options {
+    /// When not empty: time these schemes' quantize and dequantize instead of the formats.
+    pub schemes: Vec<lowp::quant::Scheme>,
     pub formats: Vec<Format>,
     pub modes: Vec<RoundingMode>,
     pub threads: Vec<usize>,
@@ -102,8 +104,11 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<()> {
     }
     let data = tensors::gaussian(opts.size, 1.0, 0x5eed);
     let timed = |op| usize::from(opts.ops.contains(&op));
-    let per_group =
-        opts.formats.len() * ((timed(Op::Round) + timed(Op::Encode)) * opts.modes.len() + timed(Op::Decode));
+    let per_group = if opts.schemes.is_empty() {
+        opts.formats.len() * ((timed(Op::Round) + timed(Op::Encode)) * opts.modes.len() + timed(Op::Decode))
+    } else {
+        opts.schemes.len() * opts.modes.len()
+    };
     let mut progress = Progress::new("bench", opts.dtypes.len() * opts.threads.len() * per_group);
     let mut records = Vec::new();
     let x32 = data;
@@ -149,6 +154,9 @@ fn group<T: Element>(opts: &Options, threads: usize, x: &[T], progress: &mut Pro
     let size = std::mem::size_of::<T>();
     // Outputs are written once before timing so page faults are not measured.
     let mut y = x.to_vec();
+    if !opts.schemes.is_empty() {
+        return schemes(opts, threads, x, &mut y, progress);
+    }
     let mut records = Vec::new();
     for fmt in &opts.formats {
         if let Err(e) = lowp::round(fmt, &Rounding::default(), &x[..0], &mut y[..0]) {
@@ -198,6 +206,59 @@ fn group<T: Element>(opts: &Options, threads: usize, x: &[T], progress: &mut Pro
             progress.step(&format!("{} {threads}t decode {}", T::DTYPE, fmt.name()));
             let d = time_codes(fmt, x, &mut y, opts.reps, CodeOp::Decode).with_context(|| format!("decode {fmt}"))?;
             records.push(record("decode", None, per_second(n, d), size + code_bytes));
+        }
+    }
+    Ok(records)
+}
+
+/// Columns of the matrix the schemes quantize (blocks and groups along its rows).
+const SCHEME_COLUMNS: usize = 1024;
+
+/// Quantize (to the packed `QuantizedTensor`, allocated per call as a user's call would) and dequantize (into
+/// a written buffer) for every scheme and mode, each beside a memcpy of the same elements.
+fn schemes<T: Element>(
+    opts: &Options,
+    threads: usize,
+    x: &[T],
+    y: &mut [T],
+    progress: &mut Progress,
+) -> Result<Vec<Record>> {
+    let n = x.len();
+    let shape = if n % SCHEME_COLUMNS == 0 { vec![n / SCHEME_COLUMNS, SCHEME_COLUMNS] } else { vec![n] };
+    let axis = shape.len() - 1;
+    let size = std::mem::size_of::<T>();
+    let mut records = Vec::new();
+    for scheme in &opts.schemes {
+        let copy = best_of(1, opts.reps, || -> Result<()> {
+            memcpy(x, y, threads);
+            Ok(())
+        })?;
+        for &mode in &opts.modes {
+            let cfg = Rounding::new(mode).with_seed(opts.seed);
+            progress.step(&format!("{} {threads}t {scheme} {mode}", T::DTYPE));
+            let what = || format!("quantize with {scheme} ({mode})");
+            let mut q = None;
+            let dq = best_of(1, opts.reps, || -> Result<()> {
+                q = Some(lowp::quant::QuantizedTensor::quantize(scheme, &cfg, x, &shape, axis)?);
+                Ok(())
+            })
+            .with_context(what)?;
+            let q = q.expect("quantized at least once");
+            let dd = best_of(1, opts.reps, || q.dequantize(y)).with_context(what)?;
+            let packed = (q.storage_bits() as usize).div_ceil(8).div_ceil(n.max(1));
+            for (op, d) in [("quantize", dq), ("dequantize", dd)] {
+                records.push(Record {
+                    op,
+                    format: scheme.to_string(),
+                    mode: Some(mode.name()),
+                    dtype: T::DTYPE,
+                    threads,
+                    elements: n,
+                    elements_per_s: per_second(n, d),
+                    bytes_per_element: size + packed,
+                    memcpy_elements_per_s: per_second(n, copy),
+                });
+            }
         }
     }
     Ok(records)

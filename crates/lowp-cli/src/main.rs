@@ -307,6 +307,11 @@ struct BenchArgs {
     /// A small set for smoke tests: bfloat16, float8_e4m3fn, float4_e2m1fn; nearest_even and stochastic.
     #[arg(long)]
     quick: bool,
+    /// Time quantization schemes instead of formats (quantize to the packed tensor, and dequantize, of a
+    /// [N/1024, 1024] matrix with blocks along its rows): a comma-separated list, or `default` [modes default
+    /// to nearest_even].
+    #[arg(long, value_name = "LIST", value_parser = parse_schemes)]
+    schemes: Option<SchemeList>,
     /// Print one JSON array of records instead of tables.
     #[arg(long)]
     json: bool,
@@ -417,9 +422,11 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             } else {
                 (bench::default_formats(), bench::default_modes())
             };
+            let scheme_modes = a.schemes.is_some().then(|| vec![RoundingMode::NearestEven]);
             let opts = bench::Options {
+                schemes: a.schemes.map(|l| l.0).unwrap_or_default(),
                 formats: a.formats.map_or(formats, |l| l.0),
-                modes: a.modes.map_or(modes, |l| l.0),
+                modes: a.modes.map(|l| l.0).or(scheme_modes).unwrap_or(modes),
                 threads: a.threads,
                 size: a.size.unwrap_or(if a.quick { 1_000_000 } else { 10_000_000 }),
                 reps: a.reps,

@@ -243,13 +243,11 @@ impl AffineInt {
                     }
                     let got = if self.choice == ScaleChoice::MinMax {
                         // The same range as `range` gives, without gathering the values.
+                        // Branch-free, so that it vectorizes: non-finite values count as 0 (in the range anyway).
                         let fold = |(a, b): (f64, f64), v: &T| {
                             let v = v.to_f64();
-                            if v.is_finite() {
-                                (a.min(v), b.max(v))
-                            } else {
-                                (a, b)
-                            }
+                            let v = if v.abs() < f64::INFINITY { v } else { 0.0 };
+                            (if v < a { v } else { a }, if v > b { v } else { b })
                         };
                         Ok(x[r].iter().fold((0.0f64, 0.0f64), fold))
                     } else {
@@ -286,7 +284,7 @@ impl AffineInt {
                         // clamp as there: inf / s stays inf).
                         let (zf, lo, hi) = (f64::from(z), f64::from(lo), f64::from(hi));
                         for (c, v) in codes.iter_mut().zip(x) {
-                            *c = ((v.to_f64() / s).round_ties_even() + zf).clamp(lo, hi) as i32;
+                            *c = (round_ties_even_fast(v.to_f64() / s) + zf).clamp(lo, hi) as i32;
                         }
                     } else {
                         for (i, (c, v)) in codes.iter_mut().zip(x).enumerate() {
@@ -318,6 +316,16 @@ impl AffineInt {
         }
         Ok(QuantizedInt { scheme: self.clone(), shape: shape.to_vec(), axis, codes, scales, zeros })
     }
+}
+
+/// `q` rounded to an integer, ties to even, for |q| < 2^51 — without a call to `rint`, which the baseline
+/// instruction set has no instruction for: adding and subtracting 1.5 * 2^52 leaves the integer nearest to q
+/// (the addition rounds to a multiple of 1, ties to even). Larger magnitudes, infinities included, come out
+/// as large magnitudes of the same sign, which is all the callers need: they clamp to the code range.
+#[inline(always)]
+fn round_ties_even_fast(q: f64) -> f64 {
+    const SHIFT: f64 = 6755399441055744.0; // 1.5 * 2^52
+    (q + SHIFT) - SHIFT
 }
 
 impl AffineInt {
@@ -455,5 +463,52 @@ impl std::fmt::Display for AffineInt {
             ScaleChoice::MseSearch => f.write_str(":mse")?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_ties_even_fast;
+
+    #[test]
+    fn fast_rounding_equals_round_ties_even_below_2_pow_51() {
+        let mut cases: Vec<f64> = (0..=u16::MAX).map(|b| f64::from(half_bits_to_f32(b))).collect();
+        for k in -4000..=4000 {
+            let h = f64::from(k) / 2.0; // every half-integer and integer in [-2000, 2000] and their neighbours
+            cases.extend([h, h.next_up(), h.next_down()]);
+        }
+        for e in 0..51 {
+            let p = 2f64.powi(e);
+            cases.extend([p + 0.5, -p - 0.5, p * 1.5 + 0.5, (2f64.powi(51) - 0.5).min(p * 3.0 + 0.5)]);
+        }
+        for q in cases.into_iter().filter(|q| q.abs() < 2f64.powi(51)) {
+            assert_eq!(round_ties_even_fast(q), q.round_ties_even() + 0.0, "{q}");
+            // (+0.0: the sign of zero may differ)
+        }
+        // Beyond: a large magnitude of the right sign, which the callers clamp.
+        for q in [2f64.powi(51), 1e300, f64::INFINITY] {
+            assert!(round_ties_even_fast(q) >= 2f64.powi(50) && round_ties_even_fast(-q) <= -2f64.powi(50));
+        }
+    }
+
+    /// The float16 value of a bit pattern (NaN and inf included), without a dependency.
+    fn half_bits_to_f32(b: u16) -> f32 {
+        let (s, e, m) = (u32::from(b >> 15), u32::from((b >> 10) & 0x1f), u32::from(b & 0x3ff));
+        let mag = match e {
+            0 => m as f32 * 2f32.powi(-24),
+            31 => {
+                if m == 0 {
+                    f32::INFINITY
+                } else {
+                    f32::NAN
+                }
+            }
+            _ => f32::from_bits(((e + 112) << 23) | (m << 13)),
+        };
+        if s == 1 {
+            -mag
+        } else {
+            mag
+        }
     }
 }

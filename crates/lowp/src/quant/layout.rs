@@ -141,14 +141,22 @@ impl Layout {
             let mut scratch = vec![(); x.len()];
             self.par_batches(&mut scratch, &mut both, |b0, _, _, out| {
                 for (k, o) in out.iter_mut().enumerate() {
+                    // Branch-free, so that it vectorizes; the rare non-finite values are looked at after.
+                    let (mut amax, mut nonfinite) = (0.0f64, false);
                     for v in &x[self.block_range(b0 + k)] {
-                        let v = v.to_f64();
-                        if v.is_finite() {
-                            o.0 = o.0.max(v.abs());
-                        } else if refused(v) {
-                            o.1 = true;
-                        }
+                        let a = v.to_f64().abs();
+                        let finite = a < f64::INFINITY;
+                        let a = if finite { a } else { 0.0 };
+                        amax = if a > amax { a } else { amax };
+                        nonfinite |= !finite;
                     }
+                    let refused_here = || {
+                        x[self.block_range(b0 + k)].iter().any(|v| {
+                            let v = v.to_f64();
+                            !v.is_finite() && refused(v)
+                        })
+                    };
+                    *o = (amax, nonfinite && refused_here());
                 }
             });
             return both.into_iter().unzip();

@@ -240,14 +240,14 @@ impl Mx {
         layout.par_batches(&mut codes, &mut scales, |b0, i0, codes, scales| {
             let mut exps = Vec::with_capacity(scales.len());
             for (k, sc) in scales.iter_mut().enumerate() {
+                // Branch-free, so that it vectorizes: non-finite values count as 0 here and are looked at below.
                 let (mut amax, mut nonfinite) = (0.0f64, false);
                 for v in &x[layout.block_range(b0 + k)] {
                     let a = v.to_f64().abs();
-                    if a < f64::INFINITY {
-                        amax = amax.max(a);
-                    } else {
-                        nonfinite = true;
-                    }
+                    let finite = a < f64::INFINITY;
+                    let a = if finite { a } else { 0.0 };
+                    amax = if a > amax { a } else { amax };
+                    nonfinite |= !finite;
                 }
                 let special = nonfinite
                     && x[layout.block_range(b0 + k)].iter().any(|v| {
@@ -271,10 +271,12 @@ impl Mx {
                 for (local, r, factor) in blocks() {
                     if let Some(factor) = factor {
                         let factor = factor as f32; // a power of two within float32's range: exact
+                        let mut tiny = false;
                         for (d, v) in scaled[local].iter_mut().zip(&x[r]) {
                             *d = v.to_f64() as f32 * factor;
-                            exact &= !(d.abs() < f32::MIN_POSITIVE && *d != 0.0);
+                            tiny |= d.abs() < f32::MIN_POSITIVE && *d != 0.0;
                         }
+                        exact &= !tiny;
                     }
                 }
                 if exact {
