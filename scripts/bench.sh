@@ -3,7 +3,9 @@
 # float64 inputs, threads 1 and 2), then times numpy / ml_dtypes casts and np.copyto on the same machine, and
 # prints a combined markdown summary; then benchmarks the Python package against Pychop, ml_dtypes, numpy's
 # float16 cast and np.copyto on one 10^7-element float64 array, with lowp on 1 and on 2 threads.
-# Outputs: bench-out/lowp.json, python.json, summary.md, package-1.json/.md, package-2.json/.md.
+# Last, the quantization schemes: `lowp bench --schemes` and scripts/bench_quant.py (against Pychop).
+# Outputs: bench-out/lowp.json, python.json, summary.md, package-1.json/.md, package-2.json/.md, schemes.txt,
+# quant-1.md, quant-2.md. BENCH_QUANT_SIZE (16777216) and BENCH_SCHEMES set the schemes part.
 #
 # Knobs (environment): BENCH_SIZE (default 100000000 elements), BENCH_THREADS (1,2), BENCH_MODES (lowp's
 # default: every deterministic mode and stochastic), BENCH_FORMATS (lowp's default: every preset of at most
@@ -74,4 +76,16 @@ for t in 1 2; do
     RAYON_NUM_THREADS=$t "$VENV/bin/python" scripts/bench_package.py --size "${BENCH_PKG_SIZE:-10000000}" \
         --reps "$REPS" --seed "$SEED" --out "$OUT/package-$t.json" > "$OUT/package-$t.md"
     cat "$OUT/package-$t.md"
+done
+
+section "quantization schemes (lowp bench --schemes, and the Python package against Pychop's mx_quantize)"
+QUANT_SIZE=${BENCH_QUANT_SIZE:-16777216}
+QUANT_SCHEMES=${BENCH_SCHEMES:-mxfp4,mxfp8_e4m3,nvfp4,int4:g128:asym,bitmod4:g128}
+"$LOWP" bench --schemes "$QUANT_SCHEMES" --dtypes f32 --size "$QUANT_SIZE" --threads "$THREADS" --reps "$REPS" \
+    > "$OUT/schemes.txt"
+cat "$OUT/schemes.txt"
+for t in 1 2; do
+    RAYON_NUM_THREADS=$t "$VENV/bin/python" scripts/bench_quant.py --size "$QUANT_SIZE" --reps "$REPS" \
+        > "$OUT/quant-$t.md"
+    cat "$OUT/quant-$t.md"
 done

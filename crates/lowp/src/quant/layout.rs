@@ -9,6 +9,26 @@ use super::Granularity;
 use crate::error::{Error, Result};
 use crate::Element;
 
+/// The largest finite magnitude of `block` (0 when there is none), and whether it holds a non-finite value
+/// for which `refused` is true. The scan is branch-free, so that it vectorizes; the rare non-finite values
+/// are looked at only when there are some.
+pub(crate) fn finite_amax<T: Element>(block: &[T], refused: impl Fn(f64) -> bool) -> (f64, bool) {
+    let (mut amax, mut nonfinite) = (0.0f64, false);
+    for v in block {
+        let a = v.to_f64().abs();
+        let finite = a < f64::INFINITY;
+        let a = if finite { a } else { 0.0 };
+        amax = if a > amax { a } else { amax };
+        nonfinite |= !finite;
+    }
+    let refused_here = nonfinite
+        && block.iter().any(|v| {
+            let v = v.to_f64();
+            !v.is_finite() && refused(v)
+        });
+    (amax, refused_here)
+}
+
 /// Elements per batch of whole blocks handed to one thread.
 const BATCH: usize = 1 << 14;
 
@@ -141,22 +161,7 @@ impl Layout {
             let mut scratch = vec![(); x.len()];
             self.par_batches(&mut scratch, &mut both, |b0, _, _, out| {
                 for (k, o) in out.iter_mut().enumerate() {
-                    // Branch-free, so that it vectorizes; the rare non-finite values are looked at after.
-                    let (mut amax, mut nonfinite) = (0.0f64, false);
-                    for v in &x[self.block_range(b0 + k)] {
-                        let a = v.to_f64().abs();
-                        let finite = a < f64::INFINITY;
-                        let a = if finite { a } else { 0.0 };
-                        amax = if a > amax { a } else { amax };
-                        nonfinite |= !finite;
-                    }
-                    let refused_here = || {
-                        x[self.block_range(b0 + k)].iter().any(|v| {
-                            let v = v.to_f64();
-                            !v.is_finite() && refused(v)
-                        })
-                    };
-                    *o = (amax, nonfinite && refused_here());
+                    *o = finite_amax(&x[self.block_range(b0 + k)], &refused);
                 }
             });
             return both.into_iter().unzip();

@@ -2,7 +2,7 @@
 //! X = 2^e; each element stores x / X in a small float format (or, for MXINT8, 1.6 fixed point).
 
 use super::fixed::{FixedPoint, Overflow};
-use super::layout::Layout;
+use super::layout::{finite_amax, Layout};
 use super::{exponent_of, Granularity};
 use crate::error::{Error, Result};
 use crate::format::pow2;
@@ -240,20 +240,7 @@ impl Mx {
         layout.par_batches(&mut codes, &mut scales, |b0, i0, codes, scales| {
             let mut exps = Vec::with_capacity(scales.len());
             for (k, sc) in scales.iter_mut().enumerate() {
-                // Branch-free, so that it vectorizes: non-finite values count as 0 here and are looked at below.
-                let (mut amax, mut nonfinite) = (0.0f64, false);
-                for v in &x[layout.block_range(b0 + k)] {
-                    let a = v.to_f64().abs();
-                    let finite = a < f64::INFINITY;
-                    let a = if finite { a } else { 0.0 };
-                    amax = if a > amax { a } else { amax };
-                    nonfinite |= !finite;
-                }
-                let special = nonfinite
-                    && x[layout.block_range(b0 + k)].iter().any(|v| {
-                        let v = v.to_f64();
-                        !v.is_finite() && !self.holds(v)
-                    });
+                let (amax, special) = finite_amax(&x[layout.block_range(b0 + k)], |v| !self.holds(v));
                 let e = self.shared_exponent(amax);
                 *sc = if special { E8M0_NAN } else { (e + 127) as u8 };
                 exps.push(e);
