@@ -644,3 +644,35 @@ def test_what_codes_and_scales_hold_per_family():
     blocks = np.abs(grouped(x, 128)[0]).max(-1)
     top = np.where(q.types % 4 < 2, 6.0, 8.0)  # +-5 variants still top out at 6; +-8 ones at 8
     assert np.array_equal(q.scales, (blocks / top).astype(np.float16).astype(np.float64))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dequantize_into_out(scheme, dtype):
+    x = np.random.default_rng(3).standard_normal((6, 200)).astype(np.float32)
+    q = lowp.quantize(x, scheme)
+    out = np.full(x.shape, 7.0, dtype)
+    got = q.dequantize(out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, q.dequantize(dtype))
+    assert q.dequantize(dtype, out=np.empty(x.shape, dtype)).dtype == dtype
+
+
+def test_dequantize_out_errors():
+    q = lowp.quantize(np.ones((4, 64), np.float32), "mxfp4")
+    with pytest.raises(lowp.ShapeError, match="shape"):
+        q.dequantize(out=np.empty((64, 4), np.float32))
+    with pytest.raises(lowp.ShapeError, match="C-contiguous"):
+        q.dequantize(out=np.empty((64, 4), np.float32).T)
+    with pytest.raises(lowp.DtypeError, match="int32"):
+        q.dequantize(out=np.empty((4, 64), np.int32))
+    with pytest.raises(lowp.DtypeError, match="requested dtype float64"):
+        q.dequantize(np.float64, out=np.empty((4, 64), np.float32))
+    with pytest.raises(lowp.DtypeError, match="NumPy array"):
+        q.dequantize(out=[0.0] * 256)
+    with pytest.raises(lowp.DtypeError, match="byte order"):
+        q.dequantize(out=np.empty((4, 64), ">f4"))
+    ro = np.empty((4, 64), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(lowp.LowpError, match="read-only"):
+        q.dequantize(out=ro)

@@ -153,7 +153,9 @@ class QuantizedTensor:
     @property
     def parts(self) -> Dict[str, Dict[str, Any]]:
         """``{name: {"bits": int, "signed": bool, "format": str | None, "shape": tuple, "data": uint8 array}}``."""
-    def dequantize(self, dtype: npt.DTypeLike = None) -> npt.NDArray[np.floating]:
+    def dequantize(
+        self, dtype: npt.DTypeLike = None, *, out: Optional[npt.NDArray[np.floating]] = None
+    ) -> npt.NDArray[np.floating]:
         """The values in the tensor's shape, float32 (default) or float64."""
     def save(self, path: Union[str, os.PathLike[str]], name: str = "tensor") -> None: ...
     def __eq__(self, other: object) -> bool: ...
