@@ -134,7 +134,8 @@ impl Nvfp4 {
             amax.iter().zip(&special).map(|(&a, &s)| if s { 0.0 } else { a / 6.0 / f64::from(t) }).collect();
         let mut scales = vec![0u8; nb];
         crate::encode(&e4m3, &rne, &raw, &mut scales)?;
-        let mut scale_vals: Vec<f64> = scales.iter().map(|&c| e4m3.decode_code(u64::from(c))).collect();
+        let values: Vec<f64> = (0..256).map(|c| e4m3.decode_code(c)).collect(); // one decode per code
+        let mut scale_vals: Vec<f64> = scales.iter().map(|&c| values[usize::from(c)]).collect();
         for (b, _) in special.iter().enumerate().filter(|(_, &s)| s) {
             (scales[b], scale_vals[b]) = (SCALE_NAN, 0.0);
         }
