@@ -202,7 +202,12 @@ pub fn quantize(opts: &QuantizeOptions, input: &Path, output: &Path, out: &mut d
         bail!("{}: no float tensor with at least {} dimensions to quantize", input.display(), opts.min_dims);
     }
     let refs: Vec<(&str, &QuantizedTensor)> = done.iter().map(|(n, q)| (n.as_str(), q)).collect();
-    let bytes = lowp::quant::to_bytes_with(&refs, &plain)?;
+    // The input's own metadata (e.g. `format: pt`) goes along.
+    let metadata = match &src {
+        Source::Safetensors(f) => f.metadata().clone(),
+        Source::Npy { .. } => Default::default(),
+    };
+    let bytes = lowp::quant::to_bytes_with(&refs, &plain, &metadata)?;
     lowp::quant::write_atomically(output, &bytes)?;
     write!(out, "{}", table.render())?;
     writeln!(
@@ -295,7 +300,9 @@ pub fn dequantize(input: &Path, output: &Path, dtype: OutType, name: Option<&str
                     });
                 }
             }
-            let bytes = lowp::quant::to_bytes_with(&[], &plain)?;
+            let mut metadata = file.metadata().clone();
+            metadata.remove(lowp::quant::METADATA_KEY);
+            let bytes = lowp::quant::to_bytes_with(&[], &plain, &metadata)?;
             lowp::quant::write_atomically(output, &bytes)?;
             writeln!(out, "{} tensors dequantized -> {}", chosen.len(), output.display())?;
         }

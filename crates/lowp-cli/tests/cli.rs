@@ -320,7 +320,8 @@ fn model_file(path: &Path) -> (Vec<f32>, Vec<f32>) {
         ("norm", TensorView::new(Dtype::F32, vec![40], &nb).unwrap()),
         ("ids", TensorView::new(Dtype::I64, vec![3], &ids).unwrap()),
     ];
-    fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+    let info = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+    fs::write(path, safetensors::serialize(views, Some(info)).unwrap()).unwrap();
     (w, e)
 }
 
@@ -368,7 +369,8 @@ fn quantize_a_model_file_tensor_by_tensor() {
     let mut f = SafetensorsFile::open(&q).unwrap();
     assert_eq!(f.read_floats("norm").unwrap(), Some(Floats::F32(vec![1.0; 40])));
     assert_eq!(f.tensors()["ids"].dtype, "I64");
-    // Dequantized into a safetensors file: floats for the quantized tensors, the rest copied.
+    assert_eq!(f.metadata()["format"], "pt"); // the model file's own metadata goes along
+                                              // Dequantized into a safetensors file: floats for the quantized tensors, the rest copied.
     ok(&["dequantize", "--dtype", "f64", s(&q), s(&back)]);
     let mut d = SafetensorsFile::open(&back).unwrap();
     let mut y = vec![0f64; w.len()];
@@ -376,6 +378,8 @@ fn quantize_a_model_file_tensor_by_tensor() {
     assert_eq!(d.read_floats("layer.weight").unwrap(), Some(Floats::F64(y)));
     assert_eq!(d.read("ids").unwrap(), f.read("ids").unwrap());
     assert_eq!(d.tensors().len(), 4);
+    assert_eq!(d.metadata().get("format").map(String::as_str), Some("pt"));
+    assert!(!d.metadata().contains_key("lowp"));
     // A .npy output takes one tensor.
     let err = fails(&["dequantize", s(&q), s(&dir.path("x.npy"))]);
     assert!(err.contains("--name") && err.contains("layer.weight"), "{err}");

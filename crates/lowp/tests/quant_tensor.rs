@@ -395,3 +395,19 @@ fn saves_from_many_threads_at_once() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1); // no temporary file left
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn packing_with_another_scheme_is_refused() {
+    let x = tensor(128, 6, false);
+    let cfg = Rounding::default();
+    for (made, claimed) in [
+        ("mxfp4", "mxfp6_e2m3"),
+        ("int4:g32:asym", "int4:g32:sym"),
+        ("nf4:g64", "bitmod4:g64"),
+        ("bitmod4:g64", "bitmod3:g64"),
+    ] {
+        let q = Scheme::parse(made).unwrap().quantize(&cfg, &x, &[128], 0).unwrap();
+        let e = QuantizedTensor::pack(&Scheme::parse(claimed).unwrap(), &q).unwrap_err();
+        assert!(e.to_string().contains("cannot pack"), "{made} as {claimed}: {e}");
+    }
+}

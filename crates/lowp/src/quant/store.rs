@@ -53,7 +53,7 @@ pub fn save(path: &Path, tensors: &[(&str, &QuantizedTensor)]) -> Result<()> {
 
 /// The safetensors bytes [`save`] writes.
 pub fn to_bytes(tensors: &[(&str, &QuantizedTensor)]) -> Result<Vec<u8>> {
-    to_bytes_with(tensors, &[])
+    to_bytes_with(tensors, &[], &BTreeMap::new())
 }
 
 /// A tensor stored as it is, beside the quantized ones (a model's norms and biases, integer tensors): the
@@ -70,9 +70,17 @@ pub struct PlainTensor {
     pub data: Vec<u8>,
 }
 
-/// The safetensors bytes of quantized `tensors` and `plain` ones; readers of lowp's files skip the plain
-/// tensors ([`load`] returns only the quantized ones).
-pub fn to_bytes_with(tensors: &[(&str, &QuantizedTensor)], plain: &[PlainTensor]) -> Result<Vec<u8>> {
+/// The safetensors bytes of quantized `tensors` and `plain` ones, with `metadata` strings beside lowp's own
+/// (a model file's, carried over; the key `lowp` is lowp's and refused here). Readers of lowp's files skip
+/// the plain tensors ([`load`] returns only the quantized ones).
+pub fn to_bytes_with(
+    tensors: &[(&str, &QuantizedTensor)],
+    plain: &[PlainTensor],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    if metadata.contains_key(METADATA_KEY) {
+        return Err(Error::InvalidOption(format!("the metadata key `{METADATA_KEY}` is lowp's own")));
+    }
     let mut described = serde_json::Map::new();
     let mut views = Vec::new();
     let mut names = std::collections::HashSet::new();
@@ -110,11 +118,12 @@ pub fn to_bytes_with(tensors: &[(&str, &QuantizedTensor)], plain: &[PlainTensor]
             json!({"scheme": t.scheme().to_string(), "shape": t.shape(), "axis": t.axis(), "parts": parts}),
         );
     }
-    let info = (!tensors.is_empty()).then(|| {
+    let mut info: HashMap<String, String> = metadata.clone().into_iter().collect();
+    if !tensors.is_empty() {
         let meta = json!({"version": VERSION, "tensors": described});
-        HashMap::from([(METADATA_KEY.to_string(), meta.to_string())])
-    });
-    safetensors::serialize(views, info).map_err(|e| Error::InvalidFile(e.to_string()))
+        info.insert(METADATA_KEY.to_string(), meta.to_string());
+    }
+    safetensors::serialize(views, (!info.is_empty()).then_some(info)).map_err(|e| Error::InvalidFile(e.to_string()))
 }
 
 /// Every quantized tensor in a file written by [`save`], in name order.

@@ -122,8 +122,33 @@ impl QuantizedTensor {
         QuantizedTensor::pack(scheme, &scheme.quantize(cfg, x, shape, axis)?)
     }
 
-    /// Packs a tensor quantized by `scheme` (the scheme that produced `q`).
+    /// Packs a tensor quantized by `scheme` (the scheme that produced `q`; refused when `q` names another).
     pub fn pack(scheme: &Scheme, q: &Quantized) -> Result<QuantizedTensor> {
+        let own = match q {
+            Quantized::Int(q) => Some(Scheme::Int(q.scheme.clone())),
+            Quantized::Fixed(s, ..) => Some(Scheme::Fixed(*s)),
+            Quantized::Mx(q) => Some(Scheme::Mx(q.scheme.clone())),
+            Quantized::Nvfp4(q) => Some(Scheme::Nvfp4(q.scheme.clone())),
+            Quantized::Bfp(q) => Some(Scheme::Bfp(q.scheme.clone())),
+            Quantized::Codebook(_) => None,
+        };
+        let codebooks_differ = match (q, scheme) {
+            (Quantized::Codebook(q), Scheme::BitMod(s)) => q.codebooks != s.variants() || q.group != s.group(),
+            (Quantized::Codebook(q), Scheme::Codebook(s)) => {
+                q.codebooks != [s.codebook().clone()] || q.group != s.group()
+            }
+            (Quantized::Codebook(_), _) => true,
+            _ => false,
+        };
+        if codebooks_differ {
+            return Err(Error::InvalidOption(format!("cannot pack a codebook-quantized tensor as {scheme}")));
+        }
+        if own.as_ref().is_some_and(|own| own != scheme) {
+            return Err(Error::InvalidOption(format!(
+                "cannot pack a tensor quantized by {} as {scheme}",
+                own.expect("checked just above")
+            )));
+        }
         let (shape, axis) = q.shape_axis();
         let specs = specs(scheme, shape, axis)?;
         let spec = |name: &str| specs.iter().find(|s| s.name == name).expect("every scheme has codes and scales");
