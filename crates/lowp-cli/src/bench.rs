@@ -224,7 +224,7 @@ fn schemes<T: Element>(
     progress: &mut Progress,
 ) -> Result<Vec<Record>> {
     let n = x.len();
-    let shape = if n % SCHEME_COLUMNS == 0 { vec![n / SCHEME_COLUMNS, SCHEME_COLUMNS] } else { vec![n] };
+    let shape = if n.is_multiple_of(SCHEME_COLUMNS) { vec![n / SCHEME_COLUMNS, SCHEME_COLUMNS] } else { vec![n] };
     let axis = shape.len() - 1;
     let size = std::mem::size_of::<T>();
     let mut records = Vec::new();
