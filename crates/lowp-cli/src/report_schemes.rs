@@ -119,7 +119,11 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<()> {
             for t in tensors::builtin(opts.elements) {
                 bar.set_message(t.name);
                 let n = t.data.len();
-                let shape = if n.is_multiple_of(BUILTIN_COLUMNS) { vec![n / BUILTIN_COLUMNS, BUILTIN_COLUMNS] } else { vec![n] };
+                let shape = if n.is_multiple_of(BUILTIN_COLUMNS) {
+                    vec![n / BUILTIN_COLUMNS, BUILTIN_COLUMNS]
+                } else {
+                    vec![n]
+                };
                 each(t.name, &shape, &Floats::F32(t.data), out)?;
                 bar.inc(1);
             }
