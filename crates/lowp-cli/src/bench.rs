@@ -66,13 +66,13 @@ struct Record {
     elements: usize,
     elements_per_s: f64,
     /// Bytes read plus bytes written per element.
-    bytes_per_element: usize,
+    bytes_per_element: f64,
     memcpy_elements_per_s: f64,
 }
 
 impl Record {
     fn gbytes_per_s(&self) -> f64 {
-        self.elements_per_s * self.bytes_per_element as f64 / 1e9
+        self.elements_per_s * self.bytes_per_element / 1e9
     }
 
     fn memcpy_fraction(&self) -> f64 {
@@ -177,7 +177,7 @@ fn group<T: Element>(opts: &Options, threads: usize, x: &[T], progress: &mut Pro
             threads,
             elements: n,
             elements_per_s: rate,
-            bytes_per_element,
+            bytes_per_element: bytes_per_element as f64,
             memcpy_elements_per_s: memcpy_rate,
         };
         let code_bytes = (code_width(fmt) / 8) as usize;
@@ -223,7 +223,9 @@ fn schemes<T: Element>(
     y: &mut [T],
     progress: &mut Progress,
 ) -> Result<Vec<Record>> {
-    let n = x.len();
+    // Whole rows of the matrix (the default sizes are not multiples of 1024).
+    let n = if x.len() >= SCHEME_COLUMNS { x.len() / SCHEME_COLUMNS * SCHEME_COLUMNS } else { x.len() };
+    let (x, y) = (&x[..n], &mut y[..n]);
     let shape = if n.is_multiple_of(SCHEME_COLUMNS) { vec![n / SCHEME_COLUMNS, SCHEME_COLUMNS] } else { vec![n] };
     let axis = shape.len() - 1;
     let size = std::mem::size_of::<T>();
@@ -245,7 +247,7 @@ fn schemes<T: Element>(
             .with_context(what)?;
             let q = q.expect("quantized at least once");
             let dd = best_of(1, opts.reps, || q.dequantize(y)).with_context(what)?;
-            let packed = (q.storage_bits() as usize).div_ceil(8).div_ceil(n.max(1));
+            let packed = q.storage_bits() as f64 / 8.0 / n.max(1) as f64;
             for (op, d) in [("quantize", dq), ("dequantize", dd)] {
                 records.push(Record {
                     op,
@@ -255,7 +257,7 @@ fn schemes<T: Element>(
                     threads,
                     elements: n,
                     elements_per_s: per_second(n, d),
-                    bytes_per_element: size + packed,
+                    bytes_per_element: size as f64 + packed,
                     memcpy_elements_per_s: per_second(n, copy),
                 });
             }

@@ -9,8 +9,8 @@ use half::{bf16, f16};
 use lowp::quant::{self, Part, QuantizedTensor, Scheme};
 use lowp::{Element, Error, FlipScope, Format, Rounding, RoundingMode, Specials};
 use numpy::{
-    PyArray1, PyArrayDescr, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1, PyUntypedArray,
-    PyUntypedArrayMethods,
+    PyArray1, PyArrayDescr, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1,
+    PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
@@ -857,22 +857,27 @@ impl PyQuantizedTensor {
         if !arr.is_c_contiguous() {
             return Err(raise("ShapeError", "dequantize: out must be C-contiguous".into()));
         }
-        let flat = arr.call_method1("reshape", (-1,))?; // a view of a C-contiguous array
+        // The array itself (not a reshaped view: ndarray subclasses such as np.matrix keep two dimensions).
         fn into<T: Element + numpy::Element>(
             py: Python<'_>,
             q: &QuantizedTensor,
-            flat: &Bound<'_, PyAny>,
+            out: &Bound<'_, PyAny>,
         ) -> PyResult<()> {
-            let a = flat.cast::<PyArray1<T>>().map_err(|_| {
+            let a = out.cast::<PyArrayDyn<T>>().map_err(|_| {
                 unsupported_dtype("dequantize", "of non-native byte order", "float32, float64 in native byte order")
             })?;
-            let mut w = write(a)?;
+            let mut w = a.try_readwrite().map_err(|e| {
+                raise(
+                    "LowpError",
+                    format!("cannot write the array ({e}): it is read-only or in use by another lowp call"),
+                )
+            })?;
             let s = w.as_slice_mut().map_err(|e| raise("ShapeError", format!("dequantize: out: {e}")))?;
             py.detach(|| q.dequantize(s)).map_err(to_py)
         }
         match have.as_str() {
-            "float32" => into::<f32>(py, &self.inner, &flat)?,
-            "float64" => into::<f64>(py, &self.inner, &flat)?,
+            "float32" => into::<f32>(py, &self.inner, out)?,
+            "float64" => into::<f64>(py, &self.inner, out)?,
             other => return Err(unsupported_dtype("dequantize", other, "float32, float64")),
         }
         Ok(out.clone())

@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -672,6 +673,11 @@ def test_dequantize_out_errors():
         q.dequantize(out=[0.0] * 256)
     with pytest.raises(lowp.DtypeError, match="byte order"):
         q.dequantize(out=np.empty((4, 64), ">f4"))
+    with warnings.catch_warnings():  # np.matrix is pending deprecation; still an ndarray subclass people pass
+        warnings.simplefilter("ignore")
+        m = np.asmatrix(np.zeros((4, 64), np.float32))  # reshape(-1) of a matrix stays 2-D: written in place
+    assert q.dequantize(out=m) is m
+    np.testing.assert_array_equal(np.asarray(m), q.dequantize())
     ro = np.empty((4, 64), np.float32)
     ro.flags.writeable = False
     with pytest.raises(lowp.LowpError, match="read-only"):

@@ -31,6 +31,8 @@ fn data<T: Element>(seed: u64) -> Vec<T> {
     // float32 subnormal input.
     x[700] = T::from_f64(1e-38);
     x[701] = T::from_f64(1e3);
+    x[702] = T::from_f64(1e-44); // scaled by 2^-7 this is below float32's smallest subnormal: 0 in float32
+    x[703] = T::from_f64(-1e-44);
     x[900] = T::from_f64(1e-40);
     x
 }
@@ -40,9 +42,12 @@ fn block_of(i: usize, block: usize) -> usize {
 }
 
 fn check_mx<T: Element>(spec: &str, cfg: &Rounding) {
+    check_mx_on(spec, cfg, &data::<T>(1));
+}
+
+fn check_mx_on<T: Element>(spec: &str, cfg: &Rounding, x: &[T]) {
     let mx = Mx::parse(spec).unwrap();
-    let x = data::<T>(1);
-    let q = mx.quantize(cfg, &x, &[ROWS, N], 1).unwrap();
+    let q = mx.quantize(cfg, x, &[ROWS, N], 1).unwrap();
     let MxElement::Float(f) = mx.element() else { unreachable!() };
     let f = f.clone().with_saturation(true).with_subnormals(true).with_propagate_inf(true);
     for (i, v) in x.iter().enumerate() {
@@ -122,6 +127,26 @@ fn batch_paths_equal_the_per_element_definitions() {
         if codebook_mode {
             check_codebook::<f32>(&cfg);
             check_codebook::<f64>(&cfg);
+        }
+    }
+}
+
+#[test]
+fn tiny_values_beside_huge_ones() {
+    // A block whose shared exponent is large, holding float32 subnormals that scale to below float32's
+    // smallest subnormal, in a batch with nothing else out of the normal range: the float32 path must see
+    // them (directed modes and round-to-odd give them the smallest subnormal code, not 0).
+    let mut r = TestRng::new(8);
+    let mut x: Vec<f32> = (0..ROWS * N).map(|_| ((r.next_u64() >> 40) as f32 / (1u64 << 24) as f32) - 0.5).collect();
+    x[0] = 3e38;
+    x[1] = 1e-44;
+    x[2] = -1e-44;
+    x[3] = 1e-30;
+    for mode in
+        [RoundingMode::TowardPositive, RoundingMode::TowardNegative, RoundingMode::Odd, RoundingMode::NearestEven]
+    {
+        for spec in ["mxfp4", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2"] {
+            check_mx_on(spec, &Rounding::new(mode), &x);
         }
     }
 }

@@ -411,3 +411,15 @@ fn packing_with_another_scheme_is_refused() {
         assert!(e.to_string().contains("cannot pack"), "{made} as {claimed}: {e}");
     }
 }
+
+#[test]
+fn nvfp4_tensor_scale_stays_finite_for_huge_float64_data() {
+    // amax / (448 * 6) beyond float32's range: the tensor scale saturates at float32's max, not inf.
+    let mut x = vec![1.0f64; 32];
+    x[0] = 1e42;
+    let t = QuantizedTensor::quantize(&Scheme::parse("nvfp4").unwrap(), &Rounding::default(), &x, &[32], 0).unwrap();
+    assert_eq!(t.tensor_scale(), Some(f32::MAX));
+    let mut y = vec![0f64; 32];
+    t.dequantize(&mut y).unwrap();
+    assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
+}

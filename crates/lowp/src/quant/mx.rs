@@ -221,8 +221,8 @@ impl Mx {
 
     /// The fast path of [`quantize`](Self::quantize) for float elements in blocks of consecutive elements: batches
     /// of blocks in parallel, each read once for its amax, scaled by 2^-e and encoded in bulk. The scaling is
-    /// exact: in float64 always, in float32 for float32 data when no scaled value falls below float32's normal
-    /// range (otherwise the batch is redone in float64). Deterministic modes only use float32, so every
+    /// exact: in float64 always, in float32 for float32 data when no nonzero value scales to below float32's
+    /// normal range (to a subnormal or to 0; otherwise the batch is redone in float64). Deterministic modes only use float32, so every
     /// element gets the same rounding and random draw as the element-by-element definition (round_value on
     /// the float64 scaled value at the element's index).
     fn quantize_batches<T: Element>(
@@ -260,8 +260,11 @@ impl Mx {
                         let factor = factor as f32; // a power of two within float32's range: exact
                         let mut tiny = false;
                         for (d, v) in scaled[local].iter_mut().zip(&x[r]) {
-                            *d = v.to_f64() as f32 * factor;
-                            tiny |= d.abs() < f32::MIN_POSITIVE && *d != 0.0;
+                            let v = v.to_f64() as f32;
+                            *d = v * factor;
+                            // Below the normal range the product may have lost bits, or all of them (a nonzero
+                            // input scaled to 0): the definition's float64 value is then another.
+                            tiny |= d.abs() < f32::MIN_POSITIVE && v != 0.0;
                         }
                         exact &= !tiny;
                     }

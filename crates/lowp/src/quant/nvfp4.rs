@@ -119,10 +119,12 @@ impl Nvfp4 {
         let tensor_amax = amax.iter().cloned().fold(0.0, f64::max);
         let t = if self.tensor_scale && tensor_amax > 0.0 {
             let t = (tensor_amax / (448.0 * 6.0)) as f32; // nearest float32
-            if t > 0.0 {
-                t
-            } else {
+            if t == 0.0 {
                 f32::from_bits(1) // below float32's range: its smallest positive value
+            } else if t.is_infinite() {
+                f32::MAX // float64 data beyond 2688 * float32's max: the largest finite scale (blocks saturate)
+            } else {
+                t
             }
         } else {
             1.0

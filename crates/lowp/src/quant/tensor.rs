@@ -133,9 +133,11 @@ impl QuantizedTensor {
             Quantized::Codebook(_) => None,
         };
         let codebooks_differ = match (q, scheme) {
-            (Quantized::Codebook(q), Scheme::BitMod(s)) => q.codebooks != s.variants() || q.group != s.group(),
+            (Quantized::Codebook(q), Scheme::BitMod(s)) => {
+                q.codebooks != s.variants() || q.group != s.group() || q.scale_bits != s.scale_format().bits()
+            }
             (Quantized::Codebook(q), Scheme::Codebook(s)) => {
-                q.codebooks != [s.codebook().clone()] || q.group != s.group()
+                q.codebooks != [s.codebook().clone()] || q.group != s.group() || q.scale_bits != s.scale_format().bits()
             }
             (Quantized::Codebook(_), _) => true,
             _ => false,
@@ -353,7 +355,8 @@ impl QuantizedTensor {
     ///
     /// Schemes with codes of at most 8 bits whose blocks are runs of consecutive elements decode straight
     /// from the packed parts, in parallel, through a table of code values: value = (table[code] - zero) * scale
-    /// (* tensor scale), the same float64 operations in the same order as the schemes' own `dequantize`.
+    /// (* tensor scale), the same float64 operations in the same order as the schemes' own `dequantize` (NVFP4's
+    /// tensor scale is folded into its block scales, which changes nothing: those products are exact).
     pub fn dequantize<T: Element>(&self, out: &mut [T]) -> Result<()> {
         crate::round::check_len(self.len(), out.len())?;
         match self.decode_plan()? {
