@@ -1,7 +1,7 @@
 //! Affine integer quantization (FORMATS.md §3): b-bit codes, a scale (and for the asymmetric scheme a zero
 //! point) per tensor, per channel or per group of G consecutive elements along an axis.
 
-use super::layout::Layout;
+use super::layout::{finite_range, Layout};
 use super::{empty_block_scale, keep_first, round_to_integer};
 use crate::error::{Error, Result};
 use crate::round::check_len;
@@ -237,19 +237,15 @@ impl AffineInt {
                 let mut vals = Vec::new();
                 for (k, range) in blocks.iter_mut().enumerate() {
                     let r = layout.block_range(b0 + k);
-                    if let Some(i) = x[r.clone()].iter().position(|v| v.to_f64().is_nan()) {
-                        keep_first(&failed, b0 + k, nan_at(r.start + i));
-                        return;
+                    let (lo, hi, nonfinite) = finite_range(&x[r.clone()]);
+                    if nonfinite {
+                        if let Some(i) = x[r.clone()].iter().position(|v| v.to_f64().is_nan()) {
+                            keep_first(&failed, b0 + k, nan_at(r.start + i));
+                            return;
+                        }
                     }
                     let got = if self.choice == ScaleChoice::MinMax {
-                        // The same range as `range` gives, without gathering the values.
-                        // Branch-free, so that it vectorizes: non-finite values count as 0 (in the range anyway).
-                        let fold = |(a, b): (f64, f64), v: &T| {
-                            let v = v.to_f64();
-                            let v = if v.abs() < f64::INFINITY { v } else { 0.0 };
-                            (if v < a { v } else { a }, if v > b { v } else { b })
-                        };
-                        Ok(x[r].iter().fold((0.0f64, 0.0f64), fold))
+                        Ok((lo, hi)) // the range `range` gives, without gathering the values
                     } else {
                         vals.clear();
                         vals.extend(x[r].iter().map(|v| v.to_f64()).filter(|v| v.is_finite()));

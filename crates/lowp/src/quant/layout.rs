@@ -9,24 +9,45 @@ use super::Granularity;
 use crate::error::{Error, Result};
 use crate::Element;
 
-/// The largest finite magnitude of `block` (0 when there is none), and whether it holds a non-finite value
-/// for which `refused` is true. The scan is branch-free, so that it vectorizes; the rare non-finite values
-/// are looked at only when there are some.
-pub(crate) fn finite_amax<T: Element>(block: &[T], refused: impl Fn(f64) -> bool) -> (f64, bool) {
-    let (mut amax, mut nonfinite) = (0.0f64, false);
-    for v in block {
-        let a = v.to_f64().abs();
-        let finite = a < f64::INFINITY;
-        let a = if finite { a } else { 0.0 };
-        amax = if a > amax { a } else { amax };
-        nonfinite |= !finite;
+/// The range [min, max] of the finite values of `block` together with 0, and whether it holds a non-finite
+/// value (inf or NaN). Eight independent lanes, so that the scan vectorizes: min and max are exact, so the
+/// order of the comparisons does not change the result.
+pub(crate) fn finite_range<T: Element>(block: &[T]) -> (f64, f64, bool) {
+    const LANES: usize = 8;
+    let (mut mn, mut mx, mut bad) = ([0.0f64; LANES], [0.0f64; LANES], [false; LANES]);
+    let mut step = |j: usize, v: &T| {
+        let v = v.to_f64();
+        let finite = v.abs() < f64::INFINITY;
+        let v = if finite { v } else { 0.0 };
+        mn[j] = if v < mn[j] { v } else { mn[j] };
+        mx[j] = if v > mx[j] { v } else { mx[j] };
+        bad[j] |= !finite;
+    };
+    let chunks = block.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (j, v) in c.iter().enumerate() {
+            step(j, v);
+        }
     }
+    for (j, v) in rest.iter().enumerate() {
+        step(j, v);
+    }
+    let lo = mn.iter().fold(0.0f64, |a, &b| if b < a { b } else { a });
+    let hi = mx.iter().fold(0.0f64, |a, &b| if b > a { b } else { a });
+    (lo, hi, bad.iter().any(|&b| b))
+}
+
+/// The largest finite magnitude of `block` (0 when there is none), and whether it holds a non-finite value
+/// for which `refused` is true (looked for only when there are non-finite values).
+pub(crate) fn finite_amax<T: Element>(block: &[T], refused: impl Fn(f64) -> bool) -> (f64, bool) {
+    let (lo, hi, nonfinite) = finite_range(block);
     let refused_here = nonfinite
         && block.iter().any(|v| {
             let v = v.to_f64();
             !v.is_finite() && refused(v)
         });
-    (amax, refused_here)
+    (hi.max(-lo), refused_here)
 }
 
 /// Elements per batch of whole blocks handed to one thread.
