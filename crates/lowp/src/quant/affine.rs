@@ -330,7 +330,10 @@ impl AffineInt {
         if vals.is_empty() {
             return Ok((0.0, 0.0));
         }
-        let minmax = |v: &[f64]| v.iter().fold((0.0f64, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+        let minmax = |v: &[f64]| {
+            let (lo, hi, _) = finite_range(v); // the values here are the finite ones
+            (lo, hi)
+        };
         Ok(match self.choice {
             ScaleChoice::MinMax => minmax(vals),
             ScaleChoice::Percentile(p) => {

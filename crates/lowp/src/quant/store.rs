@@ -466,13 +466,5 @@ fn parse_dtype(name: &str) -> Option<Dtype> {
 
 /// Bits per element of a safetensors dtype name.
 fn dtype_bits(dtype: &str) -> Option<u64> {
-    Some(match dtype {
-        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" | "F8_E4M3FNUZ" | "F8_E5M2FNUZ" => 8,
-        "F4" => 4,
-        "F6_E2M3" | "F6_E3M2" => 6,
-        "I16" | "U16" | "F16" | "BF16" => 16,
-        "I32" | "U32" | "F32" => 32,
-        "I64" | "U64" | "F64" | "C64" => 64,
-        _ => return None,
-    })
+    parse_dtype(dtype).map(|d| d.bitsize() as u64)
 }
