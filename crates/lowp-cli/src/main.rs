@@ -267,7 +267,7 @@ struct QuantizeArgs {
 struct DequantizeArgs {
     /// Element type to write.
     #[arg(long, value_enum, default_value = "f32")]
-    dtype: quantize::OutType,
+    dtype: FloatType,
     /// The tensor to dequantize (a .npy output takes one).
     #[arg(long)]
     name: Option<String>,

@@ -8,12 +8,13 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use lowp::quant::{Floats, PlainTensor, QuantizedTensor, SafetensorsFile, Scheme};
 use lowp::{Element, Rounding};
 
+use crate::convert::FloatType;
 use crate::npy::{self, Data};
 use crate::table::{Align, Table};
+use crate::timing::Progress;
 
 /// A file of float tensors: one .npy array, or the tensors of a .safetensors file.
 pub enum Source {
@@ -100,31 +101,46 @@ pub fn resolve_axis(axis: isize, shape: &[usize]) -> Result<usize> {
     Ok(a as usize)
 }
 
-/// A progress bar on stderr for `total` steps (drawn only when stderr is a terminal).
-pub fn progress(total: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total as u64);
-    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {wide_msg} ({elapsed}, ~{eta} left)")
-        .expect("a valid template")
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(what.to_string());
-    bar
+/// The error of `y` against `x` over the elements whose input and output are both finite.
+pub struct ErrorStats {
+    pub measured: usize,
+    sum_x2: f64,
+    sum_e2: f64,
+    pub max_abs: f64,
 }
 
-/// SQNR in dB over the elements whose input and output are both finite (inf when there is no error).
-pub fn sqnr_db<T: Element>(x: &[T], y: &[T]) -> f64 {
-    let (mut s, mut e) = (0.0f64, 0.0f64);
-    for (&a, &b) in x.iter().zip(y) {
-        let (a, b) = (a.to_f64(), b.to_f64());
-        if a.is_finite() && b.is_finite() {
-            s += a * a;
-            e += (a - b) * (a - b);
+impl ErrorStats {
+    pub fn of<T: Element>(x: &[T], y: &[T]) -> ErrorStats {
+        let mut m = ErrorStats { measured: 0, sum_x2: 0.0, sum_e2: 0.0, max_abs: 0.0 };
+        for (&a, &b) in x.iter().zip(y) {
+            let (a, b) = (a.to_f64(), b.to_f64());
+            if a.is_finite() && b.is_finite() {
+                let e = (a - b).abs();
+                m.measured += 1;
+                m.sum_x2 += a * a;
+                m.sum_e2 += e * e;
+                m.max_abs = m.max_abs.max(e);
+            }
+        }
+        m
+    }
+
+    /// NaN when nothing was measured.
+    pub fn mse(&self) -> f64 {
+        if self.measured == 0 {
+            f64::NAN
+        } else {
+            self.sum_e2 / self.measured as f64
         }
     }
-    if e == 0.0 {
-        return f64::INFINITY; // no error at all (an all-zero tensor included)
+
+    /// SQNR in dB; inf when there is no error at all (an all-zero tensor included).
+    pub fn sqnr_db(&self) -> f64 {
+        if self.sum_e2 == 0.0 {
+            return f64::INFINITY;
+        }
+        10.0 * (self.sum_x2 / self.sum_e2).log10()
     }
-    10.0 * (s / e).log10()
 }
 
 pub struct QuantizeOptions<'a> {
@@ -147,7 +163,7 @@ pub fn quantize(opts: &QuantizeOptions, input: &Path, output: &Path, out: &mut d
         }
     }
     let names = src.float_names();
-    let bar = progress(names.len(), "quantize");
+    let mut bar = Progress::new("quantize", names.len());
     let mut done: Vec<(String, QuantizedTensor)> = Vec::new();
     let mut plain = Vec::new();
     let mut table = Table::new(&[
@@ -159,14 +175,13 @@ pub fn quantize(opts: &QuantizeOptions, input: &Path, output: &Path, out: &mut d
     ]);
     let (mut elements, mut bits) = (0u64, 0u64);
     for (k, name) in names.iter().enumerate() {
-        bar.set_message(name.clone());
+        bar.step(name);
         let shape = src.shape(name);
         if shape.len() < opts.min_dims {
             if let Source::Safetensors(f) = &mut src {
                 let dtype = f.tensors()[name].dtype.clone();
                 plain.push(PlainTensor { name: name.clone(), dtype, shape, data: f.read(name)? });
             }
-            bar.inc(1);
             continue;
         }
         let t = src.load(name)?;
@@ -187,9 +202,8 @@ pub fn quantize(opts: &QuantizeOptions, input: &Path, output: &Path, out: &mut d
             if sqnr.is_infinite() { "exact".into() } else { format!("{sqnr:.2}") },
         ]);
         done.push((name.clone(), q));
-        bar.inc(1);
     }
-    bar.finish_and_clear();
+    drop(bar);
     // Integer and boolean tensors of a safetensors input are kept as they are.
     if let Source::Safetensors(f) = &mut src {
         let others: Vec<String> = f.tensors().keys().filter(|n| !names.contains(n)).cloned().collect();
@@ -233,21 +247,18 @@ fn quantize_one<T: Element>(
     let q = QuantizedTensor::quantize(scheme, cfg, x, shape, axis)?;
     let mut y = vec![T::from_f64(0.0); x.len()];
     q.dequantize(&mut y)?;
-    Ok((q, sqnr_db(x, &y)))
-}
-
-/// The element type `dequantize` writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutType {
-    #[value(alias = "float32")]
-    F32,
-    #[value(alias = "float64")]
-    F64,
+    Ok((q, ErrorStats::of(x, &y).sqnr_db()))
 }
 
 /// `lowp dequantize`: the quantized tensors of a file written by `quantize` as float values, into a .npy
 /// file (one tensor: the only one, or `name`) or a .safetensors file (every tensor; plain tensors copied).
-pub fn dequantize(input: &Path, output: &Path, dtype: OutType, name: Option<&str>, out: &mut dyn Write) -> Result<()> {
+pub fn dequantize(
+    input: &Path,
+    output: &Path,
+    dtype: FloatType,
+    name: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<()> {
     let mut file = SafetensorsFile::open(input)?;
     let tensors = file.quantized()?;
     let all: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
@@ -269,8 +280,8 @@ pub fn dequantize(input: &Path, output: &Path, dtype: OutType, name: Option<&str
             };
             let shape: Vec<u64> = q.shape().iter().map(|&d| d as u64).collect();
             match dtype {
-                OutType::F32 => npy::write(output, &shape, &values::<f32>(q)?)?,
-                OutType::F64 => npy::write(output, &shape, &values::<f64>(q)?)?,
+                FloatType::F32 => npy::write(output, &shape, &values::<f32>(q)?)?,
+                FloatType::F64 => npy::write(output, &shape, &values::<f64>(q)?)?,
             }
             writeln!(out, "{n}: {:?} {} -> {}", q.shape(), q.scheme(), output.display())?;
         }
@@ -278,8 +289,8 @@ pub fn dequantize(input: &Path, output: &Path, dtype: OutType, name: Option<&str
             let mut plain = Vec::new();
             for (n, q) in &chosen {
                 let (dt, data) = match dtype {
-                    OutType::F32 => ("F32", values::<f32>(q)?.iter().flat_map(|v| v.to_le_bytes()).collect()),
-                    OutType::F64 => ("F64", values::<f64>(q)?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+                    FloatType::F32 => ("F32", values::<f32>(q)?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+                    FloatType::F64 => ("F64", values::<f64>(q)?.iter().flat_map(|v| v.to_le_bytes()).collect()),
                 };
                 plain.push(PlainTensor { name: n.clone(), dtype: dt.into(), shape: q.shape().to_vec(), data });
             }

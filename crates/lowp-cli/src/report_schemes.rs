@@ -11,10 +11,10 @@ use lowp::{Element, Rounding};
 use serde_json::{json, Value};
 
 use crate::plot;
-use crate::quantize::{progress, resolve_axis, sqnr_db, Source};
+use crate::quantize::{resolve_axis, ErrorStats, Source};
 use crate::table::{mega, sci, Align, Table};
 use crate::tensors;
-use crate::timing::{best_of, per_second};
+use crate::timing::{best_of, per_second, Progress};
 
 /// What `--schemes default` compares: the schemes people choose between for weights.
 pub const DEFAULT_SCHEMES: &[&str] = &[
@@ -115,9 +115,10 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<()> {
             if opts.elements == 0 {
                 bail!("--elements must be at least 1");
             }
-            let bar = progress(4, "report");
-            for t in tensors::builtin(opts.elements) {
-                bar.set_message(t.name);
+            let tensors = tensors::builtin(opts.elements);
+            let mut bar = Progress::new("report", tensors.len());
+            for t in tensors {
+                bar.step(t.name);
                 let n = t.data.len();
                 let shape = if n.is_multiple_of(BUILTIN_COLUMNS) {
                     vec![n / BUILTIN_COLUMNS, BUILTIN_COLUMNS]
@@ -125,9 +126,7 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<()> {
                     vec![n]
                 };
                 each(t.name, &shape, &Floats::F32(t.data), out)?;
-                bar.inc(1);
             }
-            bar.finish_and_clear();
         }
         Some(path) => {
             let mut src = Source::open(path, "report")?;
@@ -135,14 +134,12 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<()> {
             if names.is_empty() {
                 bail!("{}: no float tensor to report on", path.display());
             }
-            let bar = progress(names.len(), "report");
+            let mut bar = Progress::new("report", names.len());
             for name in names {
-                bar.set_message(name.clone());
+                bar.step(&name);
                 let t = src.load(&name)?;
                 each(&t.name, &t.shape, &t.data, out)?;
-                bar.inc(1);
             }
-            bar.finish_and_clear();
         }
     }
     if opts.json {
@@ -178,25 +175,16 @@ fn rows<T: Element>(opts: &Options, tensor: &str, x: &[T], shape: &[usize], axis
         .with_context(what)?;
         let q = q.expect("quantized at least once");
         let dd = best_of(0, REPS, || q.dequantize(&mut y)).with_context(what)?;
-        let (mut se, mut measured, mut max_abs) = (0.0f64, 0usize, 0.0f64);
-        for (&a, &b) in x.iter().zip(&y) {
-            let (a, b) = (a.to_f64(), b.to_f64());
-            if a.is_finite() && b.is_finite() {
-                let e = (a - b).abs();
-                se += e * e;
-                measured += 1;
-                max_abs = max_abs.max(e);
-            }
-        }
+        let err = ErrorStats::of(x, &y);
         rows.push(Row {
             tensor: tensor.to_string(),
             scheme: scheme.to_string(),
             elements: x.len(),
             bits_per_element: q.bits_per_element(),
-            mse: if measured == 0 { f64::NAN } else { se / measured as f64 },
-            sqnr_db: sqnr_db(x, &y),
-            max_abs,
-            measured,
+            mse: err.mse(),
+            sqnr_db: err.sqnr_db(),
+            max_abs: err.max_abs,
+            measured: err.measured,
             quantize_per_s: per_second(x.len(), dq),
             dequantize_per_s: per_second(x.len(), dd),
         });

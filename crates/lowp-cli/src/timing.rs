@@ -1,7 +1,8 @@
-//! Timing shared by `report` and `bench`, and a progress line for long runs.
+//! Timing shared by `report` and `bench`, and the progress bar of long runs.
 
-use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// The fastest of `reps` timed calls of `f`, after `warmup` untimed ones. The minimum, not the mean: on a
 /// shared machine noise only ever adds time.
@@ -23,33 +24,29 @@ pub fn per_second(items: usize, d: Duration) -> f64 {
     items as f64 / d.as_secs_f64().max(1e-9)
 }
 
-/// A one-line `label i/n` counter on stderr, shown only when stderr is a terminal.
-pub struct Progress {
-    label: &'static str,
-    total: usize,
-    done: usize,
-    on: bool,
-}
+/// A progress bar on stderr with a time estimate (drawn only when stderr is a terminal): `step` when an item
+/// starts, cleared when dropped.
+pub struct Progress(ProgressBar);
 
 impl Progress {
     pub fn new(label: &'static str, total: usize) -> Progress {
-        Progress { label, total, done: 0, on: std::io::stderr().is_terminal() }
+        let bar = ProgressBar::new(total as u64);
+        let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {wide_msg} ({elapsed}, ~{eta} left)")
+            .expect("a valid template")
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(label);
+        Progress(bar)
     }
 
     pub fn step(&mut self, what: &str) {
-        self.done += 1;
-        if self.on {
-            let mut e = std::io::stderr().lock();
-            let _ = write!(e, "\r\x1b[2K{} {}/{}: {what}", self.label, self.done, self.total);
-            let _ = e.flush();
-        }
+        self.0.set_message(what.to_string());
+        self.0.inc(1);
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        if self.on {
-            eprint!("\r\x1b[2K");
-        }
+        self.0.finish_and_clear();
     }
 }
