@@ -1034,16 +1034,21 @@ fn _quantized_from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<PyQuantizedTen
 }
 
 /// Quantizes `x` (1-D, C order of `shape`) of data type `dtype` (float32, float64, or float16/bfloat16 as
-/// uint16 bit patterns, widened exactly to float32) with `scheme`, blocks along `axis`.
+/// uint16 bit patterns, widened exactly to float32) with the scheme named `scheme`, blocks along `axis`,
+/// elements rounded in `mode` with `seed`.
+#[allow(clippy::too_many_arguments)]
 fn quantize_data(
     py: Python<'_>,
     x: &Bound<'_, PyUntypedArray>,
     dtype: &str,
     shape: &[usize],
-    scheme: &Scheme,
+    scheme: &str,
     axis: usize,
-    cfg: &Rounding,
+    mode: &str,
+    seed: u64,
 ) -> PyResult<QuantizedTensor> {
+    let scheme = &Scheme::parse(scheme).map_err(to_py)?;
+    let cfg = &rounding(mode, seed, 0.0, "significand")?;
     fn run<T: Element + numpy::Element>(
         py: Python<'_>,
         x: &Bound<'_, PyUntypedArray>,
@@ -1084,9 +1089,7 @@ fn quantize_array(
     mode: &str,
     seed: u64,
 ) -> PyResult<PyQuantizedTensor> {
-    let scheme = Scheme::parse(scheme).map_err(to_py)?;
-    let cfg = rounding(mode, seed, 0.0, "significand")?;
-    Ok(PyQuantizedTensor { inner: quantize_data(py, x, dtype, &shape, &scheme, axis, &cfg)? })
+    Ok(PyQuantizedTensor { inner: quantize_data(py, x, dtype, &shape, scheme, axis, mode, seed)? })
 }
 
 /// Quantizes `x` and writes the dequantized values into `out` (same data type and length). float16 and
@@ -1105,9 +1108,7 @@ fn fake_quantize_array(
     mode: &str,
     seed: u64,
 ) -> PyResult<()> {
-    let scheme = Scheme::parse(scheme).map_err(to_py)?;
-    let cfg = rounding(mode, seed, 0.0, "significand")?;
-    let q = quantize_data(py, x, dtype, &shape, &scheme, axis, &cfg)?;
+    let q = quantize_data(py, x, dtype, &shape, scheme, axis, mode, seed)?;
     fn into<T: Element + numpy::Element>(
         py: Python<'_>,
         q: &QuantizedTensor,

@@ -57,7 +57,7 @@ impl Part {
         match &self.format {
             // Codes of at most 8 bits through a table of their values (one decode per code, not per value).
             Some(f) if self.bits <= 8 => {
-                let table: Vec<f64> = (0..1u64 << self.bits).map(|c| f.decode_code(c)).collect();
+                let table = table(self, |c| f.decode_code(c as u64)); // format parts are unsigned
                 unpack_bits(&self.data, self.bits, self.len()).map(|c| table[c as usize]).collect()
             }
             Some(f) => unpack_bits(&self.data, self.bits, self.len()).map(|c| f.decode_code(c)).collect(),
