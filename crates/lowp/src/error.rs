@@ -41,6 +41,9 @@ pub enum Error {
     /// An option value out of its range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// A computation that cannot go on in the emulated format (a singular or indefinite matrix, overflow).
+    #[error("{0}")]
+    Numerical(String),
     /// Input and output slices of different lengths.
     #[error("length mismatch: input has {input} elements, output has {output}")]
     LengthMismatch {

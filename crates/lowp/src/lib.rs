@@ -30,6 +30,7 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+pub mod arith;
 pub mod codes;
 pub mod dtype;
 mod error;

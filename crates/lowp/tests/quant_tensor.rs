@@ -199,7 +199,7 @@ fn tampered(edit: impl Fn(&mut serde_json::Value)) -> Result<Vec<(String, Quanti
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
     out.extend(&h);
     out.extend(&bytes[8 + n..]);
-    let path = temp(&format!("tampered-{}.safetensors", out.len() ^ h.len() * 7919));
+    let path = temp(&format!("tampered-{}.safetensors", out.len() ^ (h.len() * 7919)));
     std::fs::write(&path, &out).unwrap();
     let r = load(&path);
     std::fs::remove_file(&path).unwrap();

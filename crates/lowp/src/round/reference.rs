@@ -64,32 +64,62 @@ pub fn round<T: Element>(x: T, fmt: &Format, mode: RoundingMode, rand: u64) -> T
     let bits = v.abs().to_bits();
     let field = (bits >> 52) as i32;
     let (sig, exp2) = if field == 0 { (bits, -1074) } else { (bits & ((1 << 52) - 1) | 1 << 52, field - 1075) };
-    let ex = exp2 + 63 - sig.leading_zeros() as i32; // floor(log2 |v|)
+    round_finite(fmt, mode, neg, u128::from(sig), exp2, false, rand)
+}
+
+/// Rounds the nonzero finite magnitude `sig * 2^exp2` (or, with `sticky`, a value strictly between
+/// `sig * 2^exp2` and `(sig + 1) * 2^exp2`), negated when `neg`, to `fmt` under `mode`. This is how exact
+/// results of arithmetic are rounded once (see [`crate::arith`]).
+///
+/// With `sticky`, `sig` must have at least 120 significant bits, so that at least 64 bits lie between the
+/// target's last place and `sig`'s: then every mode, the stochastic ones included, decides exactly as it would
+/// on the infinitely precise value.
+pub(crate) fn round_finite<T: Element>(
+    fmt: &Format,
+    mode: RoundingMode,
+    neg: bool,
+    sig: u128,
+    exp2: i32,
+    sticky: bool,
+    rand: u64,
+) -> T {
+    debug_assert!(sig != 0);
+    debug_assert!(!sticky || sig >> 119 != 0, "a sticky significand needs 120 bits");
+    let zero = signed(0.0, neg && fmt.has_neg_zero());
+    let ex = exp2 + 127 - sig.leading_zeros() as i32; // floor(log2 |v|)
 
     let m = fmt.man_bits() as i32;
     let limited = fmt.exponent_limit();
     let emin = fmt.emin();
     let below = limited && ex < emin;
-    // Exponent of the quantum (the spacing of the target grid around v).
+    // Exponent of the quantum (the spacing of the target grid around v); never finer than float64's.
     let qe = if !below {
         ex - m
     } else if fmt.subnormals() {
         emin - m
     } else {
         emin // no subnormals: the neighbours below min_normal are 0 and min_normal
-    };
+    }
+    .max(-1074);
 
-    let mag = if qe <= exp2 {
-        v.abs() // the grid is at least as fine as the input's: exact
+    let mag = if qe <= exp2 && !sticky {
+        scaled(sig, exp2) // the grid is at least as fine as the input's: exact
     } else {
         let drop = (qe - exp2) as u32;
-        let sig = u128::from(sig);
         let n = if drop >= 128 { 0 } else { sig >> drop };
         let rem = if drop >= 128 { sig } else { sig - (n << drop) }; // the discarded part, over 2^drop
-        let sticky = rem != 0;
-        let half_cmp = if drop > 100 { Ordering::Less } else { rem.cmp(&(1u128 << (drop - 1))) };
+        let half_cmp = if drop > 128 {
+            Ordering::Less
+        } else {
+            match rem.cmp(&(1u128 << (drop - 1))) {
+                Ordering::Equal if sticky => Ordering::Greater,
+                c => c,
+            }
+        };
+        let sticky = sticky || rem != 0;
         let rbits = T::RANDOM_BITS;
-        // floor(rem / 2^drop * 2^rbits): the fraction to rbits bits, rounded down.
+        // floor(rem / 2^drop * 2^rbits): the fraction to rbits bits, rounded down (exact with a sticky
+        // remainder too, as then drop >= rbits).
         let frac = if drop <= rbits {
             rem << (rbits - drop)
         } else if drop - rbits >= 128 {
@@ -126,7 +156,7 @@ pub fn round<T: Element>(x: T, fmt: &Format, mode: RoundingMode, rand: u64) -> T
         if n == 0 {
             0.0
         } else {
-            n as f64 * pow2(qe)
+            scaled(n, qe)
         }
     };
     if limited && mag > fmt.max() {
@@ -136,4 +166,18 @@ pub fn round<T: Element>(x: T, fmt: &Format, mode: RoundingMode, rand: u64) -> T
         return if fmt.has_zero() { zero } else { signed(fmt.min_normal(), neg) };
     }
     signed(mag, neg)
+}
+
+/// `n * 2^e` as a float64 (n != 0): exact when representable, +inf beyond float64's range.
+fn scaled(n: u128, e: i32) -> f64 {
+    let tz = n.trailing_zeros();
+    let (n, e) = (n >> tz, e + tz as i32);
+    let top = e + 127 - n.leading_zeros() as i32;
+    if top > 1023 {
+        return f64::INFINITY;
+    }
+    // n < 2^54 here for every caller (at most one bit more than the target's precision), so the
+    // conversion is exact and the two factors keep every step inside float64's range.
+    let half = e / 2;
+    n as f64 * pow2(half) * pow2(e - half)
 }
