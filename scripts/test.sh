@@ -46,6 +46,6 @@ fi
 "$VENV_NP1/bin/python" -m pip install -q --disable-pip-version-check numpy==1.26.4 pytest==9.2.0
 "$VENV_NP1/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
 (cd "$ROOT/target" && "$VENV_NP1/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/crates/lowp-py/tests/test_api.py" \
-    "$ROOT/crates/lowp-py/tests/test_compat.py" "$ROOT/crates/lowp-py/tests/test_quantize.py")
+    "$ROOT/crates/lowp-py/tests/test_compat.py" "$ROOT/crates/lowp-py/tests/test_quantize.py" "$ROOT/crates/lowp-py/tests/test_arith.py")
 
 section "all tests passed"

@@ -18,6 +18,8 @@ use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 use rayon::prelude::*;
 use std::path::PathBuf;
 
+mod arith;
+
 /// An exception of class `class` from `lowp._errors`.
 fn raise(class: &str, msg: String) -> PyErr {
     Python::attach(|py| {
@@ -38,6 +40,7 @@ fn to_py(e: Error) -> PyErr {
         Error::LengthMismatch { .. } | Error::BufferTooShort { .. } => "ShapeError",
         Error::NotRepresentable { .. } | Error::CodeTooWide { .. } => "RepresentationError",
         Error::InvalidFile(_) => "FileFormatError",
+        Error::Numerical(_) => "NumericalError",
         Error::Io { path, message } => return os_error(path, message),
         _ => "LowpError",
     };
@@ -1172,6 +1175,7 @@ fn _lowp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fake_quantize_array, m)?)?;
     m.add_function(wrap_pyfunction!(load_file, m)?)?;
     m.add_function(wrap_pyfunction!(save_file, m)?)?;
+    arith::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -10,9 +10,11 @@ import pytest
 
 import lowp
 import lowp.compat
+import lowp.linalg
+import lowp.ops
 
 README = Path(__file__).resolve().parents[3] / "README.md"
-MODULES = [lowp, lowp.compat, lowp._lowp]
+MODULES = [lowp, lowp.compat, lowp.ops, lowp.linalg, lowp._lowp]
 try:
     import lowp.torch
 

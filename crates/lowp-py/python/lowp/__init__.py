@@ -17,7 +17,17 @@ array([ 56, 254], dtype=uint8)
 >>> lowp.Format("bf16").eps
 0.0078125
 
-Errors are :class:`LowpError` subclasses that are also ``ValueError`` or ``TypeError``.
+Arithmetic emulated in a format, every operation rounded once (:mod:`lowp.ops`: element-wise operations and
+functions, sums, dot products and GEMM under a chosen accumulation model; :mod:`lowp.linalg`: LU, solves,
+Cholesky, mixed-precision iterative refinement):
+
+>>> lowp.ops.add(2048.0, 1.0, "float16")  # 2049 is a tie in float16: ties to even
+np.float64(2048.0)
+>>> lowp.ops.sum(np.full(10_000, 0.1), "bfloat16")  # recursive summation stagnates at 32
+32.0
+
+Errors are :class:`LowpError` subclasses that are also ``ValueError`` or ``TypeError`` (:class:`NumericalError`,
+raised by :mod:`lowp.linalg`, is an ``ArithmeticError``).
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from ._errors import (
     FileFormatError,
     FormatError,
     LowpError,
+    NumericalError,
     OptionError,
     RepresentationError,
     ShapeError,
@@ -68,6 +79,9 @@ __all__ = [
     "ShapeError",
     "RepresentationError",
     "FileFormatError",
+    "NumericalError",
+    "ops",
+    "linalg",
 ]
 
 FormatLike = Union[str, Format]
@@ -661,3 +675,7 @@ def save(path: PathLike, tensors: Mapping[str, QuantizedTensor]) -> None:
             )
         items.append((name, t))
     _lowp.save_file(_path(path), items)
+
+
+# The arithmetic submodules use the helpers above (formats, modes, seeds, data conversion).
+from . import linalg, ops  # noqa: E402

@@ -1,5 +1,5 @@
 """lowp's exception classes. Every error lowp raises is a :class:`LowpError`; each subclass is also the
-built-in exception Python users would expect (``ValueError`` or ``TypeError``)."""
+built-in exception Python users would expect (``ValueError``, ``TypeError`` or ``ArithmeticError``)."""
 
 
 class LowpError(Exception):
@@ -31,6 +31,11 @@ class FileFormatError(LowpError, ValueError):
     written by another program). Failures of the system (a missing file, no permission) are ``OSError``."""
 
 
+class NumericalError(LowpError, ArithmeticError):
+    """A computation that cannot go on in the emulated format: a matrix singular in it (a zero pivot), not
+    positive definite in it, or a factorization or solve that overflowed its range."""
+
+
 __all__ = [
     "LowpError",
     "FormatError",
@@ -39,7 +44,9 @@ __all__ = [
     "ShapeError",
     "RepresentationError",
     "FileFormatError",
+    "NumericalError",
 ]
 
-for _cls in (LowpError, FormatError, OptionError, DtypeError, ShapeError, RepresentationError, FileFormatError):
+for _cls in (LowpError, FormatError, OptionError, DtypeError, ShapeError, RepresentationError, FileFormatError,
+             NumericalError):
     _cls.__module__ = "lowp"  # shown in tracebacks as lowp.FormatError, where users find it

@@ -176,3 +176,51 @@ def fake_quantize_array(
 ) -> None: ...
 def load_file(path: Union[str, os.PathLike[str]]) -> List[Tuple[str, QuantizedTensor]]: ...
 def save_file(path: Union[str, os.PathLike[str]], tensors: List[Tuple[str, QuantizedTensor]]) -> None: ...
+
+# Arithmetic (crates/lowp-py/src/arith.rs): 1-D C-contiguous arrays; lowp.ops and lowp.linalg wrap them.
+def elementwise_array(
+    op: str, args: List[np.ndarray], out: np.ndarray, dtype: str, fmt: Format, mode: str, seed: int
+) -> None:
+    """``out = fl(op(*args))``; ``op``: add, sub, mul, div, fma, sqrt, exp, exp2, log, log2, log10, sin, cos,
+    tan, tanh; ``dtype``: float32 or float64 (of every array)."""
+def sum_array(x: npt.NDArray[np.float64], accum: Format, order: str, mode: str, seed: int) -> float: ...
+def matmul_array(
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    m: int,
+    k: int,
+    n: int,
+    product: Optional[Format],
+    accum: Format,
+    order: str,
+    mode: str,
+    seed: int,
+) -> npt.NDArray[np.float64]:
+    """Row-major ``a`` (m x k) times ``b`` (k x n), as m * n elements; ``product=None``: exact products."""
+def linalg_array(
+    what: str,
+    a: npt.NDArray[np.float64],
+    n: int,
+    b: Optional[npt.NDArray[np.float64]],
+    lower: bool,
+    unit: bool,
+    fmt: Format,
+    mode: str,
+    seed: int,
+) -> Tuple[npt.NDArray[np.float64], List[int]]:
+    """``(values, perm)`` of ``what`` on the row-major n x n matrix ``a``: ``"lu"`` (the factors, L below the
+    diagonal with a unit diagonal implied, U on and above; row i of P A is row ``perm[i]`` of A),
+    ``"cholesky"`` (L), ``"solve"`` and ``"solve_triangular"`` (x, with ``b``); ``perm`` is empty but for lu."""
+def refine_array(
+    a: npt.NDArray[np.float64],
+    n: int,
+    b: npt.NDArray[np.float64],
+    factor: Format,
+    residual: Format,
+    working: Format,
+    max_iter: int,
+    x_true: Optional[npt.NDArray[np.float64]],
+    mode: str,
+    seed: int,
+) -> Tuple[npt.NDArray[np.float64], List[Tuple[float, Optional[float], float]], bool]:
+    """``(x, steps, converged)``; each step is (backward error, forward error or None, correction)."""
