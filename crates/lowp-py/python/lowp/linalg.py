@@ -133,8 +133,9 @@ def refine(a: Any, b: Any, factor: lowp.FormatLike = "float16", residual: lowp.F
     """Mixed-precision iterative refinement (LU-IR) of ``a x = b``: LU of ``a`` in ``factor``, an initial
     solve, then up to ``max_iter`` steps of: residual ``r = b - a x`` in ``residual``, correction ``d`` from
     the LU factors in ``factor`` (r scaled by a power of two to fit its range), ``x = x + d`` in ``working``
-    (``a`` and ``b`` are stored in ``working``). Stops when the correction, relative to x, or the backward
-    error is at most ``working``'s unit roundoff.
+    (``a`` and ``b`` are stored in ``working``). Stops when the correction, relative to x, is at most
+    ``working``'s unit roundoff u or the backward error at most n u (converged), when an iterate is not finite,
+    or after ``max_iter`` steps.
 
     Returns ``(x, info)``; ``info`` has ``"backward_error"`` (per step, step 0 being the initial solve:
     ``||b - a x|| / (||a|| ||x|| + ||b||)`` in the infinity norm, computed in twice float64's precision),

@@ -409,8 +409,9 @@ pub struct Refinement {
     pub x: Vec<f64>,
     /// Step 0 (the initial solve) and every refinement step taken.
     pub history: Vec<Step>,
-    /// Whether the last correction was at most the working format's unit roundoff relative to x (the
-    /// iterate stopped changing), or the backward error reached it.
+    /// Whether the last correction was at most the working format's unit roundoff u relative to x (the
+    /// iterate stopped changing), or the backward error reached n u (a backward-stable solution); never for
+    /// an iterate that is not finite.
     pub converged: bool,
 }
 
@@ -499,8 +500,12 @@ pub fn refine(a: &[f64], n: usize, b: &[f64], cfg: &Refine) -> Result<Refinement
     let at = work.take(n);
     work.lanes.round(at, &mut x);
     let mut history = vec![report(&x, 0.0)];
+    // Converged: the correction is below the working precision's unit roundoff u, or the backward error is
+    // that of a backward-stable solve, n u (with residuals in the working precision the backward error
+    // levels off at a small multiple of u, and the correction at about κ u).
     let u = cfg.working.unit_roundoff();
-    let mut converged = x.iter().all(|v| v.is_finite()) && history[0].backward_error <= u;
+    let tol = u * n.max(1) as f64;
+    let mut converged = x.iter().all(|v| v.is_finite()) && history[0].backward_error <= tol;
     for _ in 0..cfg.max_iter {
         if converged {
             break;
@@ -521,7 +526,7 @@ pub fn refine(a: &[f64], n: usize, b: &[f64], cfg: &Refine) -> Result<Refinement
         let step = report(&x, correction);
         let finite = x.iter().all(|v| v.is_finite());
         // NaN comparisons are false: an iterate that overflowed never counts as converged.
-        converged = finite && (correction <= u || step.backward_error <= u);
+        converged = finite && (correction <= u || step.backward_error <= tol);
         history.push(step);
         if !finite {
             break;
