@@ -13,7 +13,7 @@ use super::func::{self, Func};
 use crate::error::Result;
 use crate::format::Format;
 use crate::round::rng::{draw, splitmix64, STREAM_ROUND};
-use crate::round::{Encoder, Rounding, RoundingMode};
+use crate::round::{Encoder, Isa, Rounding, RoundingMode};
 
 /// Products below this magnitude may have lost bits to underflow in their FMA error term.
 const TINY_PRODUCT: f64 = 1.0e-290;
@@ -24,6 +24,7 @@ pub(crate) struct Lanes<'a> {
     mode: RoundingMode,
     seed: u64,
     enc: Encoder<'a, f64>,
+    isa: Isa,
 }
 
 impl<'a> Lanes<'a> {
@@ -33,7 +34,7 @@ impl<'a> Lanes<'a> {
     pub(crate) fn new(fmt: &'a Format, cfg: &Rounding, stream: u64) -> Result<Lanes<'a>> {
         let seed = if stream == 0 { cfg.seed } else { splitmix64(cfg.seed ^ stream) };
         let cfg = Rounding { seed, flip: None, ..*cfg };
-        Ok(Lanes { fmt, mode: cfg.mode, seed, enc: Encoder::new(fmt, &cfg)? })
+        Ok(Lanes { fmt, mode: cfg.mode, seed, enc: Encoder::new(fmt, &cfg)?, isa: Isa::detect() })
     }
 
     pub(crate) fn format(&self) -> &Format {
@@ -100,75 +101,180 @@ impl<'a> Lanes<'a> {
     /// `acc[j] = fl(acc[j] + t[j])` as roundings `at + j`.
     pub(crate) fn add_into(&self, at: u64, acc: &mut [f64], t: &[f64]) {
         debug_assert_eq!(acc.len(), t.len());
-        let mut redo = Vec::new();
-        for (j, (a, &b)) in acc.iter_mut().zip(t).enumerate() {
-            let s = *a + b;
-            // TwoSum: the error term is exactly (a + b) - s when nothing overflows.
-            let bb = s - *a;
-            let err = (*a - (s - bb)) + (b - bb);
-            if !(err == 0.0 && s != 0.0 && s.is_finite()) {
-                redo.push((j, *a, b));
+        for (k, (acc, t)) in acc.chunks_mut(TILE).zip(t.chunks(TILE)).enumerate() {
+            let at = at + (k * TILE) as u64;
+            let mut old = [0.0; TILE];
+            let mut bad = [0u8; TILE];
+            let any = sum_pass(self.isa, acc, t, &mut old, &mut bad);
+            self.round(at, acc);
+            if any != 0 {
+                for j in (0..acc.len()).filter(|&j| bad[j] != 0) {
+                    acc[j] = self.add1(old[j], t[j], at + j as u64);
+                }
             }
-            *a = s;
-        }
-        self.round(at, acc);
-        for (j, a, b) in redo {
-            acc[j] = self.add1(a, b, at + j as u64);
         }
     }
 
     /// `out[j] = fl(a[j] * b[j])` as roundings `at + j`.
     pub(crate) fn mul_into(&self, at: u64, a: &[f64], b: &[f64], out: &mut [f64]) {
-        let mut redo = Vec::new();
-        for (j, ((o, &x), &y)) in out.iter_mut().zip(a).zip(b).enumerate() {
-            let p = x * y;
-            let err = x.mul_add(y, -p);
-            if !(x == 0.0 || y == 0.0 || err == 0.0 && p.abs() >= TINY_PRODUCT && p.is_finite()) {
-                redo.push(j);
+        for (k, ((out, a), b)) in out.chunks_mut(TILE).zip(a.chunks(TILE)).zip(b.chunks(TILE)).enumerate() {
+            let at = at + (k * TILE) as u64;
+            let mut bad = [0u8; TILE];
+            let any = product_pass(self.isa, a, b, out, &mut bad);
+            self.round(at, out);
+            if any != 0 {
+                for j in (0..out.len()).filter(|&j| bad[j] != 0) {
+                    out[j] = self.mul1(a[j], b[j], at + j as u64);
+                }
             }
-            *o = p;
-        }
-        self.round(at, out);
-        for j in redo {
-            out[j] = self.mul1(a[j], b[j], at + j as u64);
         }
     }
 
     /// `out[j] = fl(s * b[j])` as roundings `at + j` (a scalar times a row).
     pub(crate) fn scale_into(&self, at: u64, s: f64, b: &[f64], out: &mut [f64]) {
-        let mut redo = Vec::new();
-        for (j, (o, &y)) in out.iter_mut().zip(b).enumerate() {
-            let p = s * y;
-            let err = s.mul_add(y, -p);
-            if !(s == 0.0 || y == 0.0 || err == 0.0 && p.abs() >= TINY_PRODUCT && p.is_finite()) {
-                redo.push(j);
+        for (k, (out, b)) in out.chunks_mut(TILE).zip(b.chunks(TILE)).enumerate() {
+            let at = at + (k * TILE) as u64;
+            let mut bad = [0u8; TILE];
+            let any = scale_pass(self.isa, s, b, out, &mut bad);
+            self.round(at, out);
+            if any != 0 {
+                for j in (0..out.len()).filter(|&j| bad[j] != 0) {
+                    out[j] = self.mul1(s, b[j], at + j as u64);
+                }
             }
-            *o = p;
-        }
-        self.round(at, out);
-        for j in redo {
-            out[j] = self.mul1(s, b[j], at + j as u64);
         }
     }
 
     /// `acc[j] = fl(s * b[j] + acc[j])` as roundings `at + j` (one rounding: a fused multiply-add).
     pub(crate) fn fma_into(&self, at: u64, s: f64, b: &[f64], acc: &mut [f64]) {
-        let mut redo = Vec::new();
-        for (j, (c, &y)) in acc.iter_mut().zip(b).enumerate() {
-            let p = s * y;
-            let perr = s.mul_add(y, -p);
-            let exact_p = perr == 0.0 && (p.abs() >= TINY_PRODUCT || s == 0.0 || y == 0.0);
-            let sum = *c + p;
-            let bb = sum - *c;
-            let err = (*c - (sum - bb)) + (p - bb);
-            if !(exact_p && err == 0.0 && sum != 0.0 && sum.is_finite()) {
-                redo.push((j, *c));
+        for (k, (acc, b)) in acc.chunks_mut(TILE).zip(b.chunks(TILE)).enumerate() {
+            let at = at + (k * TILE) as u64;
+            let mut old = [0.0; TILE];
+            let mut bad = [0u8; TILE];
+            let any = fma_pass(self.isa, s, b, acc, &mut old, &mut bad);
+            self.round(at, acc);
+            if any != 0 {
+                for j in (0..acc.len()).filter(|&j| bad[j] != 0) {
+                    acc[j] = self.fma1(s, b[j], old[j], at + j as u64);
+                }
             }
-            *c = sum;
-        }
-        self.round(at, acc);
-        for (j, c) in redo {
-            acc[j] = self.fma1(s, b[j], c, at + j as u64);
         }
     }
+}
+
+/// Elements per tile of the bulk loops (their flags live on the stack).
+const TILE: usize = 256;
+
+/// A float64 pass compiled for each instruction set and chosen at run time (these loops are as hot as the
+/// rounding kernels in GEMM; the baseline build has only two float64 lanes).
+macro_rules! dispatched {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> u8 $body:block) => {
+        $(#[$doc])*
+        fn $name(isa: Isa, $($arg: $ty),*) -> u8 {
+            #[inline(always)]
+            fn body($($arg: $ty),*) -> u8 $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+            unsafe fn avx512($($arg: $ty),*) -> u8 {
+                body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2($($arg: $ty),*) -> u8 {
+                body($($arg),*)
+            }
+            match isa {
+                // SAFETY: `isa` comes from `Isa::detect()`: this CPU has it.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { avx2($($arg),*) },
+                _ => body($($arg),*),
+            }
+        }
+    };
+}
+
+dispatched! {
+    /// `acc += t` in float64, keeping the old values and flagging the inexact sums; returns whether any is.
+    fn sum_pass(acc: &mut [f64], t: &[f64], old: &mut [f64; TILE], bad: &mut [u8; TILE]) -> u8 {
+        let mut any = 0u8;
+        for j in 0..acc.len().min(t.len()).min(TILE) {
+            let (a, b) = (acc[j], t[j]);
+            let s = a + b;
+            old[j] = a;
+            bad[j] = u8::from(!sum_is_exact(a, b, s));
+            any |= bad[j];
+            acc[j] = s;
+        }
+        any
+    }
+}
+
+dispatched! {
+    /// `out = a * b` in float64, flagging the inexact products.
+    fn product_pass(a: &[f64], b: &[f64], out: &mut [f64], bad: &mut [u8; TILE]) -> u8 {
+        let mut any = 0u8;
+        for j in 0..out.len().min(a.len()).min(b.len()).min(TILE) {
+            let p = a[j] * b[j];
+            bad[j] = u8::from(!product_is_exact(a[j], b[j], p));
+            any |= bad[j];
+            out[j] = p;
+        }
+        any
+    }
+}
+
+dispatched! {
+    /// `out = s * b` in float64, flagging the inexact products.
+    fn scale_pass(s: f64, b: &[f64], out: &mut [f64], bad: &mut [u8; TILE]) -> u8 {
+        let mut any = 0u8;
+        for j in 0..out.len().min(b.len()).min(TILE) {
+            let p = s * b[j];
+            bad[j] = u8::from(!product_is_exact(s, b[j], p));
+            any |= bad[j];
+            out[j] = p;
+        }
+        any
+    }
+}
+
+dispatched! {
+    /// `acc += s * b` in float64 (product and sum separately), keeping the old values and flagging the
+    /// elements where either step is inexact.
+    fn fma_pass(s: f64, b: &[f64], acc: &mut [f64], old: &mut [f64; TILE], bad: &mut [u8; TILE]) -> u8 {
+        let mut any = 0u8;
+        for j in 0..acc.len().min(b.len()).min(TILE) {
+            let c = acc[j];
+            let p = s * b[j];
+            let sum = c + p;
+            old[j] = c;
+            bad[j] = u8::from(!(product_is_exact(s, b[j], p) & sum_is_exact(c, p, sum)));
+            any |= bad[j];
+            acc[j] = sum;
+        }
+        any
+    }
+}
+
+/// Whether `s = a + b` (float64) is the exact sum, nonzero and finite: the TwoSum error term is zero. A zero
+/// sum is left to the exact path, which gives it the sign the mode calls for. Branch-free, so the loops
+/// that call it vectorize.
+#[inline(always)]
+pub(crate) fn sum_is_exact(a: f64, b: f64, s: f64) -> bool {
+    let bb = s - a;
+    let err = (a - (s - bb)) + (b - bb);
+    (err == 0.0) & (s != 0.0) & (s.abs() <= f64::MAX)
+}
+
+/// Whether `p = x * y` (float64) is the exact product: both significands have at most 26 bits (the low 27
+/// bits of both encodings are zero: every format of at most 26 bits of precision, float32 included), so the
+/// product has at most 52 bits, and p is normal and finite (or an operand is zero: then p is the exact ±0, or
+/// NaN for 0 * inf, as in the exact path). Branch-free.
+#[inline(always)]
+pub(crate) fn product_is_exact(x: f64, y: f64, p: f64) -> bool {
+    const LOW: u64 = (1 << 27) - 1;
+    let short = (x.to_bits() | y.to_bits()) & LOW == 0;
+    let a = p.abs();
+    short & ((TINY_PRODUCT..=f64::MAX).contains(&a) | (x == 0.0) | (y == 0.0))
 }

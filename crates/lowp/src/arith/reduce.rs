@@ -22,7 +22,7 @@
 use rayon::prelude::*;
 
 use super::exact::{self, Exact};
-use super::lanes::Lanes;
+use super::lanes::{product_is_exact, sum_is_exact, Lanes};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::round::{check_len, Rounding};
@@ -167,12 +167,13 @@ impl Row<'_> {
         (2 * self.i * self.k as u64 + s as u64) * self.n as u64
     }
 
-    /// `t_p` for every column, when it is a float64 (a rounded product or an input value).
-    fn term(&self, p: usize, out: &mut [f64]) {
+    /// `t_p` for the columns `j0..j0 + out.len()`, when it is a float64 (a rounded product or an input value).
+    fn term(&self, p: usize, j0: usize, out: &mut [f64]) {
         match (&self.terms, &self.product) {
             (Terms::Values(x), _) => out[0] = x[p],
             (Terms::Products { a, b }, Some(lanes)) => {
-                lanes.scale_into(self.product_at(p), a[p], &b[p * self.n..(p + 1) * self.n], out)
+                let row = &b[p * self.n + j0..p * self.n + j0 + out.len()];
+                lanes.scale_into(self.product_at(p) + j0 as u64, a[p], row, out)
             }
             (Terms::Products { .. }, None) => unreachable!("exact products are added by `add_term`"),
         }
@@ -194,7 +195,7 @@ impl Row<'_> {
         if let (Terms::Products { a, b }, None) = (&self.terms, &self.product) {
             self.sum.fma_into(self.step_at(s), a[p], &b[p * self.n..(p + 1) * self.n], acc);
         } else {
-            self.term(p, tmp);
+            self.term(p, 0, tmp);
             self.sum.add_into(self.step_at(s), acc, tmp);
         }
     }
@@ -220,43 +221,48 @@ impl Row<'_> {
         self.sum.add_into(self.step_at(self.k + mid), out, &right);
     }
 
-    /// `acc = fl_A(acc + t_lo + ... + t_{hi-1})`, one rounding, as step `lo`.
-    fn block_fma(&self, lo: usize, hi: usize, acc: &mut [f64], tmp: &mut [f64]) {
+    /// `acc = fl_A(acc + t_lo + ... + t_{hi-1})`, one rounding, as step `lo`; in tiles of columns.
+    fn block_fma(&self, lo: usize, hi: usize, acc: &mut [f64]) {
+        const TILE: usize = 256;
         let n = self.n;
-        let mut exact_ok = vec![true; n];
-        let mut total = acc.to_vec();
-        for p in lo..hi {
-            match (&self.terms, &self.product) {
-                (Terms::Products { a, b }, None) => {
-                    for (j, &y) in b[p * n..(p + 1) * n].iter().enumerate() {
-                        let t = a[p] * y;
-                        exact_ok[j] &= a[p].mul_add(y, -t) == 0.0 && (t == 0.0 || t.abs() >= 1e-290);
-                        tmp[j] = t;
-                    }
-                }
-                _ => self.term(p, tmp),
-            }
-            for j in 0..n {
-                let (x, y) = (total[j], tmp[j]);
-                let s = x + y;
-                let bb = s - x;
-                exact_ok[j] &= (x - (s - bb)) + (y - bb) == 0.0;
-                total[j] = s;
-            }
-        }
-        for j in 0..n {
-            exact_ok[j] &= total[j] != 0.0 && total[j].is_finite();
-        }
         let at = self.step_at(lo);
-        self.sum.round(at, &mut total);
-        for j in 0..n {
-            if !exact_ok[j] {
+        for (jt, acc) in acc.chunks_mut(TILE).enumerate() {
+            let (j0, len) = (jt * TILE, acc.len());
+            let mut total = [0.0; TILE];
+            let mut tmp = [0.0; TILE];
+            let mut exact_ok = [true; TILE];
+            total[..len].copy_from_slice(acc);
+            for p in lo..hi {
+                match (&self.terms, &self.product) {
+                    (Terms::Products { a, b }, None) => {
+                        for (j, &y) in b[p * n + j0..p * n + j0 + len].iter().enumerate() {
+                            let t = a[p] * y;
+                            exact_ok[j] &= product_is_exact(a[p], y, t);
+                            tmp[j] = t;
+                        }
+                    }
+                    _ => self.term(p, j0, &mut tmp[..len]),
+                }
+                for j in 0..len {
+                    let (x, y) = (total[j], tmp[j]);
+                    let s = x + y;
+                    // Exact, or an exact zero (then the next term or the final check decides).
+                    exact_ok[j] &= sum_is_exact(x, y, s) | (s == 0.0) & (x == -y);
+                    total[j] = s;
+                }
+            }
+            for j in 0..len {
+                exact_ok[j] &= total[j] != 0.0 && total[j].is_finite();
+            }
+            let at = at + j0 as u64;
+            self.sum.round(at, &mut total[..len]);
+            for j in (0..len).filter(|&j| !exact_ok[j]) {
                 let mut terms = vec![Exact::of(acc[j])];
-                terms.extend((lo..hi).map(|p| self.exact_term(p, j)));
+                terms.extend((lo..hi).map(|p| self.exact_term(p, j0 + j)));
                 total[j] = self.sum.exact(exact::sum(&terms, self.sum.mode()), at + j as u64);
             }
+            acc.copy_from_slice(&total[..len]);
         }
-        acc.copy_from_slice(&total);
     }
 
     /// The row's n results.
@@ -281,7 +287,7 @@ impl Row<'_> {
             }
             Order::BlockFma(kb) => {
                 for m in (0..k).step_by(kb) {
-                    self.block_fma(m, (m + kb).min(k), out, &mut tmp);
+                    self.block_fma(m, (m + kb).min(k), out);
                 }
             }
         }
