@@ -3,9 +3,13 @@
 # float64 inputs, threads 1 and 2), then times numpy / ml_dtypes casts and np.copyto on the same machine, and
 # prints a combined markdown summary; then benchmarks the Python package against Pychop, ml_dtypes, numpy's
 # float16 cast and np.copyto on one 10^7-element float64 array, with lowp on 1 and on 2 threads.
-# Last, the quantization schemes: `lowp bench --schemes` and scripts/bench_quant.py (against Pychop).
+# Then the quantization schemes: `lowp bench --schemes` and scripts/bench_quant.py (against Pychop).
+# Last, emulated GEMM: `lowp bench --gemm` (lowp::arith::matmul under five arithmetic models against
+# matrixmultiply's sgemm and an i-k-j float32 loop) and scripts/bench_arith.py (lowp.ops.matmul against
+# NumPy's float32 A @ B and Pychop's matmul).
 # Outputs: bench-out/lowp.json, python.json, summary.md, package-1.json/.md, package-2.json/.md, schemes.txt,
-# quant-1.md, quant-2.md. BENCH_QUANT_SIZE (16777216) and BENCH_SCHEMES set the schemes part.
+# quant-1.md, quant-2.md, gemm.txt, arith-1.md, arith-2.md. BENCH_QUANT_SIZE (16777216) and BENCH_SCHEMES set
+# the schemes part; BENCH_GEMM_SIZES (256,512) and BENCH_GEMM_REPS (3) the GEMM part (~1 minute).
 #
 # Knobs (environment): BENCH_SIZE (default 100000000 elements), BENCH_THREADS (1,2), BENCH_MODES (lowp's
 # default: every deterministic mode and stochastic), BENCH_FORMATS (lowp's default: every preset of at most
@@ -88,4 +92,15 @@ for t in 1 2; do
     RAYON_NUM_THREADS=$t "$VENV/bin/python" scripts/bench_quant.py --size "$QUANT_SIZE" --reps "$REPS" \
         > "$OUT/quant-$t.md"
     cat "$OUT/quant-$t.md"
+done
+
+section "emulated GEMM (lowp bench --gemm, and lowp.ops.matmul against NumPy and Pychop)"
+GEMM_SIZES=${BENCH_GEMM_SIZES:-256,512}
+GEMM_REPS=${BENCH_GEMM_REPS:-3}
+"$LOWP" bench --gemm "$GEMM_SIZES" --threads "$THREADS" --reps "$GEMM_REPS" > "$OUT/gemm.txt"
+cat "$OUT/gemm.txt"
+for t in 1 2; do
+    RAYON_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$VENV/bin/python" scripts/bench_arith.py --sizes "$GEMM_SIZES" \
+        --reps "$GEMM_REPS" > "$OUT/arith-$t.md"
+    cat "$OUT/arith-$t.md"
 done

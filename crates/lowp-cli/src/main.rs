@@ -1,7 +1,9 @@
 //! The `lowp` command: parses the command line and hands each subcommand to its module.
 
 mod bench;
+mod bench_gemm;
 mod convert;
+mod demo;
 mod describe;
 mod npy;
 mod plot;
@@ -92,9 +94,76 @@ enum Command {
     Quantize(QuantizeArgs),
     /// Dequantize a file written by `lowp quantize` into a .npy file (one tensor) or a .safetensors file.
     Dequantize(DequantizeArgs),
-    /// Throughput of round, encode and decode per format, mode, data type and thread count, against memcpy.
+    /// Throughput of round, encode and decode per format, mode, data type and thread count, against memcpy
+    /// (with --gemm: emulated matrix products against plain float32 GEMMs).
     #[command(after_help = NAMES_HELP)]
     Bench(BenchArgs),
+    /// Classic experiments in emulated low-precision arithmetic: the harmonic series, iterative refinement.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+#[derive(Subcommand)]
+enum DemoCommand {
+    /// The harmonic series s = fl(s + fl(1/k)) in low precision: where round-to-nearest stagnates, and how
+    /// stochastic rounding keeps the sum moving.
+    #[command(after_help = NAMES_HELP)]
+    Harmonic(HarmonicArgs),
+    /// LU-based mixed-precision iterative refinement (e.g. a float16 LU, float64 residuals) on random
+    /// matrices of prescribed condition number: converged or not, step by step.
+    #[command(after_help = NAMES_HELP)]
+    Refine(RefineArgs),
+}
+
+#[derive(Args)]
+struct HarmonicArgs {
+    /// Comma-separated formats, or `all` [default: float16, bfloat16, float32].
+    #[arg(long, value_name = "LIST", value_parser = parse_formats)]
+    formats: Option<FormatList>,
+    /// Comma-separated rounding modes, `deterministic`, or `all` [default: nearest_even, toward_zero,
+    /// stochastic].
+    #[arg(long, value_name = "LIST", value_parser = parse_modes)]
+    modes: Option<ModeList>,
+    /// Number of terms N of sum_{k=1}^{N} 1/k.
+    #[arg(long, value_name = "N", default_value_t = 1 << 17)]
+    terms: usize,
+    /// Seed of stochastic rounding (the results depend only on it).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON array of records instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RefineArgs {
+    /// Order of the matrices.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    n: usize,
+    /// Comma-separated 2-norm condition numbers of the test matrices.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1e1,1e3,1e5,1e7")]
+    kappa: Vec<f64>,
+    /// Format of the LU factorization and of the correction solves.
+    #[arg(long, default_value = "float16")]
+    factor: Format,
+    /// Format of the residuals b - A x.
+    #[arg(long, default_value = "float64")]
+    residual: Format,
+    /// Format of the solution and its updates (A and b are stored in it).
+    #[arg(long, default_value = "float64")]
+    working: Format,
+    /// Rounding mode of every operation.
+    #[arg(short, long, default_value = "nearest_even")]
+    mode: RoundingMode,
+    /// Refinement steps at most.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    max_iter: usize,
+    /// Seed of the test matrices, of x_true and of stochastic rounding.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON array of records (one per condition number, with its history) instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options that change a format's rounding behaviour.
@@ -312,6 +381,12 @@ struct BenchArgs {
     /// to nearest_even].
     #[arg(long, value_name = "LIST", value_parser = parse_schemes)]
     schemes: Option<SchemeList>,
+    /// Time GEMM instead: lowp's emulated matmul under five arithmetic models (float16, bfloat16 with a float32
+    /// accumulator, tensor-core-like blockfma:4, float16 stochastic, float32) against plain float32 GEMMs
+    /// (matrixmultiply's sgemm and an i-k-j loop), for square matrices of these comma-separated sizes.
+    #[arg(long, value_name = "SIZES", value_delimiter = ',', num_args = 1,
+          conflicts_with_all = ["schemes", "formats", "modes", "ops", "dtypes", "quick", "size"])]
+    gemm: Option<Vec<usize>>,
     /// Print one JSON array of records instead of tables.
     #[arg(long)]
     json: bool,
@@ -416,6 +491,9 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             };
             report::run(&opts, out)
         }
+        Command::Bench(BenchArgs { gemm: Some(sizes), threads, reps, seed, json, .. }) => {
+            bench_gemm::run(&bench_gemm::Options { sizes, threads, reps, seed, json }, out)
+        }
         Command::Bench(a) => {
             let (formats, modes) = if a.quick {
                 (named(bench::QUICK_FORMATS), bench::QUICK_MODES.to_vec())
@@ -436,6 +514,30 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 json: a.json,
             };
             bench::run(&opts, out)
+        }
+        Command::Demo(DemoCommand::Harmonic(a)) => {
+            let opts = demo::HarmonicOptions {
+                formats: a.formats.map_or_else(|| named(demo::HARMONIC_FORMATS), |l| l.0),
+                modes: a.modes.map_or_else(|| demo::HARMONIC_MODES.to_vec(), |l| l.0),
+                terms: a.terms,
+                seed: a.seed,
+                json: a.json,
+            };
+            demo::harmonic(&opts, out)
+        }
+        Command::Demo(DemoCommand::Refine(a)) => {
+            let opts = demo::RefineOptions {
+                n: a.n,
+                kappas: a.kappa,
+                factor: a.factor,
+                residual: a.residual,
+                working: a.working,
+                mode: a.mode,
+                max_iter: a.max_iter,
+                seed: a.seed,
+                json: a.json,
+            };
+            demo::refine_demo(&opts, out)
         }
     }
 }
