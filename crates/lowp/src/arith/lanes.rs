@@ -163,7 +163,7 @@ impl<'a> Lanes<'a> {
 }
 
 /// Elements per tile of the bulk loops (their flags live on the stack).
-const TILE: usize = 256;
+pub(crate) const TILE: usize = 256;
 
 /// A float64 pass compiled for each instruction set and chosen at run time (these loops are as hot as the
 /// rounding kernels in GEMM; the baseline build has only two float64 lanes).
@@ -254,6 +254,45 @@ dispatched! {
             acc[j] = sum;
         }
         any
+    }
+}
+
+dispatched! {
+    /// The block-FMA model's step with exact products: `total += s * b`, clearing `ok` where the product or
+    /// the sum is not exact (an exact zero sum is kept: a later term or the final check decides).
+    fn block_products_pass(s: f64, b: &[f64], total: &mut [f64; TILE], ok: &mut [u8; TILE]) -> u8 {
+        for j in 0..b.len().min(TILE) {
+            let (x, p) = (total[j], s * b[j]);
+            let sum = x + p;
+            ok[j] &= u8::from(product_is_exact(s, b[j], p) & (sum_is_exact(x, p, sum) | (sum == 0.0) & (x == -p)));
+            total[j] = sum;
+        }
+        0
+    }
+}
+
+dispatched! {
+    /// The block-FMA model's step with float64 terms: `total += t`, clearing `ok` where the sum is not exact.
+    fn block_terms_pass(t: &[f64], total: &mut [f64; TILE], ok: &mut [u8; TILE]) -> u8 {
+        for j in 0..t.len().min(TILE) {
+            let (x, y) = (total[j], t[j]);
+            let sum = x + y;
+            ok[j] &= u8::from(sum_is_exact(x, y, sum) | (sum == 0.0) & (x == -y));
+            total[j] = sum;
+        }
+        0
+    }
+}
+
+impl Lanes<'_> {
+    /// The block-FMA step `total += s * b` (exact products) with the flags in `ok`.
+    pub(crate) fn block_products(&self, s: f64, b: &[f64], total: &mut [f64; TILE], ok: &mut [u8; TILE]) {
+        block_products_pass(self.isa, s, b, total, ok);
+    }
+
+    /// The block-FMA step `total += t` with the flags in `ok`.
+    pub(crate) fn block_terms(&self, t: &[f64], total: &mut [f64; TILE], ok: &mut [u8; TILE]) {
+        block_terms_pass(self.isa, t, total, ok);
     }
 }
 

@@ -22,7 +22,7 @@
 use rayon::prelude::*;
 
 use super::exact::{self, Exact};
-use super::lanes::{product_is_exact, sum_is_exact, Lanes};
+use super::lanes::{Lanes, TILE};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::round::{check_len, Rounding};
@@ -223,40 +223,31 @@ impl Row<'_> {
 
     /// `acc = fl_A(acc + t_lo + ... + t_{hi-1})`, one rounding, as step `lo`; in tiles of columns.
     fn block_fma(&self, lo: usize, hi: usize, acc: &mut [f64]) {
-        const TILE: usize = 256;
         let n = self.n;
         let at = self.step_at(lo);
         for (jt, acc) in acc.chunks_mut(TILE).enumerate() {
             let (j0, len) = (jt * TILE, acc.len());
             let mut total = [0.0; TILE];
             let mut tmp = [0.0; TILE];
-            let mut exact_ok = [true; TILE];
+            let mut ok = [1u8; TILE];
             total[..len].copy_from_slice(acc);
             for p in lo..hi {
                 match (&self.terms, &self.product) {
                     (Terms::Products { a, b }, None) => {
-                        for (j, &y) in b[p * n + j0..p * n + j0 + len].iter().enumerate() {
-                            let t = a[p] * y;
-                            exact_ok[j] &= product_is_exact(a[p], y, t);
-                            tmp[j] = t;
-                        }
+                        self.sum.block_products(a[p], &b[p * n + j0..p * n + j0 + len], &mut total, &mut ok)
                     }
-                    _ => self.term(p, j0, &mut tmp[..len]),
-                }
-                for j in 0..len {
-                    let (x, y) = (total[j], tmp[j]);
-                    let s = x + y;
-                    // Exact, or an exact zero (then the next term or the final check decides).
-                    exact_ok[j] &= sum_is_exact(x, y, s) | (s == 0.0) & (x == -y);
-                    total[j] = s;
+                    _ => {
+                        self.term(p, j0, &mut tmp[..len]);
+                        self.sum.block_terms(&tmp[..len], &mut total, &mut ok);
+                    }
                 }
             }
             for j in 0..len {
-                exact_ok[j] &= total[j] != 0.0 && total[j].is_finite();
+                ok[j] &= u8::from(total[j] != 0.0 && total[j].is_finite());
             }
             let at = at + j0 as u64;
             self.sum.round(at, &mut total[..len]);
-            for j in (0..len).filter(|&j| !exact_ok[j]) {
+            for j in (0..len).filter(|&j| ok[j] == 0) {
                 let mut terms = vec![Exact::of(acc[j])];
                 terms.extend((lo..hi).map(|p| self.exact_term(p, j0 + j)));
                 total[j] = self.sum.exact(exact::sum(&terms, self.sum.mode()), at + j as u64);
