@@ -19,11 +19,12 @@ What is compared:
 
 import argparse
 import os
-import time
 
 import numpy as np
 
 import lowp
+
+from benchutil import best
 
 # key, description, input format, lowp.ops.matmul arguments (fmt, mode, keywords).
 MODELS = [
@@ -38,16 +39,6 @@ MODELS = [
     ("fp32_recursive", "float32 products, float32 recursive sum", "float32",
      ("float32", "nearest_even", {})),
 ]
-
-
-def best(f, reps):
-    f()  # warm-up
-    t = []
-    for _ in range(reps):
-        s = time.perf_counter()
-        f()
-        t.append(time.perf_counter() - s)
-    return min(t)
 
 
 def max_error(c, exact, scale):

@@ -12,25 +12,16 @@ Pychop's `mx_quantize` returns quantized-then-dequantized values, so it is compa
 
 import argparse
 import os
-import time
 
 import numpy as np
 
 import lowp
 
+from benchutil import best
+
 SCHEMES = ["mxfp4", "mxfp8_e4m3", "nvfp4", "int4:g128:asym", "bitmod4:g128"]
 PYCHOP = {"mxfp4": "mxfp4_e2m1", "mxfp8_e4m3": "mxfp8_e4m3"}
 COLUMNS = 1024
-
-
-def best(f, reps):
-    f()  # warm-up
-    t = []
-    for _ in range(reps):
-        s = time.perf_counter()
-        f()
-        t.append(time.perf_counter() - s)
-    return min(t)
 
 
 def main():
