@@ -287,3 +287,37 @@ fn linalg_errors_name_what_was_wrong() {
     let e = solve_triangular(&half, &rne, &[0.0, 0.0, 1.0, 1.0], 2, &mut b, true, false).unwrap_err();
     assert!(e.to_string().contains("T[0, 0] is 0"), "{e}");
 }
+
+#[test]
+fn refinement_edge_cases_found_in_review() {
+    let half = Format::parse("float16").unwrap();
+    let f64fmt = Format::parse("float64").unwrap();
+    // A right-hand side below 2^-1023: the power-of-two scaling must not overflow.
+    let cfg = Refine::new(&half, &f64fmt, &f64fmt);
+    let r = refine(&[1.0, 0.0, 0.0, 1.0], 2, &[1e-310, 0.0], &cfg).unwrap();
+    assert_eq!(r.x, [1e-310, 0.0]);
+    assert!(r.converged);
+    // A residual that overflows its format (float16 residuals of a system with entries near 2^16) is a
+    // failure, never "converged".
+    let a = [3000.0, 1.0, 1.0, 3000.0];
+    let xt = [33.3, 33.3];
+    let b = [a[0] * xt[0] + a[1] * xt[1], a[2] * xt[0] + a[3] * xt[1]];
+    let r = refine(&a, 2, &b, &Refine::new(&half, &half, &f64fmt)).unwrap();
+    assert!(!r.converged, "{:?}", r.history);
+    // n x n with n*n beyond usize: an error, not an overflow panic.
+    let e = lu(&half, &Rounding::default(), &[1.0], 1usize << 33).unwrap_err();
+    assert!(e.to_string().contains("more than usize can count"), "{e}");
+}
+
+#[test]
+fn only_the_triangle_used_is_read() {
+    let half = Format::parse("float16").unwrap();
+    let rne = Rounding::default();
+    let l = cholesky(&half, &rne, &[4.0, f64::NAN, 2.0, 5.0], 2).unwrap();
+    assert_eq!(l, [2.0, 0.0, 1.0, 2.0]);
+    let mut b = [2.0, 4.0];
+    solve_triangular(&half, &rne, &[2.0, f64::INFINITY, 1.0, 1.0], 2, &mut b, true, false).unwrap();
+    assert_eq!(b, [1.0, 3.0]);
+    let e = cholesky(&half, &rne, &[4.0, 0.0, f64::NAN, 5.0], 2).unwrap_err();
+    assert!(e.to_string().contains("A holds NaN at (1, 0)"), "{e}");
+}

@@ -363,6 +363,14 @@ fn errors_name_what_was_wrong() {
     let mut o32 = [0.0f32; 1];
     let e = unary(Func::Exp, &f64fmt, &Rounding::default(), &[1.0f32], &mut o32).unwrap_err();
     assert!(e.to_string().contains("float32"), "{e}");
+    // float32 data cannot hold every result of a format without exponent limit, or reaching below 2^-149.
+    for f in [
+        Format::parse("bfloat16").unwrap().with_exponent_limit(false),
+        Format::custom(8, 23, Some(140), lowp::Specials::Ieee).unwrap(),
+    ] {
+        let e = binary(BinaryOp::Mul, &f, &Rounding::default(), &[1.0f32], &[1.0f32], &mut o32).unwrap_err();
+        assert!(e.to_string().contains("use float64 data"), "{e}");
+    }
     assert!(Func::parse("erf").unwrap_err().to_string().contains("sqrt, exp"));
     assert!(BinaryOp::parse("pow").unwrap_err().to_string().contains("add, sub, mul, div"));
 }

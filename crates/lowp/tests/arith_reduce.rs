@@ -299,3 +299,17 @@ fn model_errors_name_what_was_wrong() {
     assert_eq!(Order::parse("pairwise").unwrap().to_string(), "pairwise");
     assert_eq!(sum(&m, &[]).unwrap(), 0.0);
 }
+
+#[test]
+fn zero_sums_keep_ieee_signs_in_every_order() {
+    let half = Format::parse("float16").unwrap();
+    for order in [Order::Recursive, Order::Pairwise, Order::Blocked(2), Order::BlockFma(2), Order::BlockFma(8)] {
+        for mode in [RoundingMode::TowardNegative, RoundingMode::NearestEven] {
+            let m = Accumulation::new(&half).with_order(order).with_rounding(Rounding::new(mode));
+            // +0 + +0 = +0 in every mode; x + (-x) = -0 only toward negative.
+            assert_eq!(sum(&m, &[0.0, 0.0]).unwrap().to_bits(), 0, "{order:?} {mode:?}");
+            let cancel = sum(&m, &[1.0, -1.0]).unwrap();
+            assert_eq!(cancel.is_sign_negative(), mode == RoundingMode::TowardNegative, "{order:?} {mode:?}");
+        }
+    }
+}

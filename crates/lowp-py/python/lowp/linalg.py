@@ -97,8 +97,8 @@ def solve_triangular(t: Any, b: Any, fmt: lowp.FormatLike, mode: lowp.ModeLike =
     """The solution of ``t x = b`` for a triangular ``t`` in ``fmt``, by substitution: ``s = b_i``, then
     ``s = fl(s - fl(t_ij x_j))`` for each j in turn, then ``x_i = fl(s / t_ii)`` (``unit_diagonal=True``: no
     division). Only the triangle named by ``lower`` is read. Note the default, ``lower=True``, differs from
-    ``scipy.linalg.solve_triangular``'s. ``b`` is rounded to ``fmt`` first; the entries of ``t`` are used as
-    they are.
+    ``scipy.linalg.solve_triangular``'s. ``t``'s triangle and ``b`` are rounded to ``fmt`` first; the other
+    triangle is ignored.
 
     >>> lowp.linalg.solve_triangular([[3.0, 1.0], [0.0, 1.0]], [1.0, 1.0], "bfloat16", lower=False)
     array([0., 1.])

@@ -196,11 +196,14 @@ pub(crate) fn sum(terms: &[Exact], mode: RoundingMode) -> Exact {
     use num_bigint::BigInt;
     let mut special = None::<f64>;
     let mut finite = Vec::with_capacity(terms.len());
-    let mut all_neg_zero = true;
+    let (mut pos_zero, mut neg_zero) = (false, false);
     for t in terms {
         match *t {
             Exact::Float(v) if !v.is_finite() => special = Some(special.map_or(v, |s| s + v)),
-            Exact::Float(v) if v == 0.0 => all_neg_zero &= v.is_sign_negative(),
+            Exact::Float(v) if v == 0.0 => {
+                pos_zero |= v.is_sign_positive();
+                neg_zero |= v.is_sign_negative();
+            }
             _ => match t.finite() {
                 Some(f) => finite.push(f),
                 None => return Exact::Float(f64::NAN), // a sticky term: not produced by the callers
@@ -211,7 +214,12 @@ pub(crate) fn sum(terms: &[Exact], mode: RoundingMode) -> Exact {
         return Exact::Float(s);
     }
     if finite.is_empty() {
-        return Exact::Float(if all_neg_zero { -0.0 } else { zero_sum(mode) });
+        // Only zeros: IEEE's rule for x + y with x, y zeros, extended to any number of them.
+        return Exact::Float(match (pos_zero, neg_zero) {
+            (true, true) => zero_sum(mode),
+            (false, true) => -0.0,
+            _ => 0.0,
+        });
     }
     let base = finite.iter().map(|f| f.2).min().unwrap_or(0);
     let mut total = BigInt::default();

@@ -3,7 +3,7 @@
 //! 1. Exact cases are answered exactly: the specials, the arguments where the function is rational
 //!    (exp(0) = 1, exp2(n) = 2^n, log(1) = 0, log2(2^k) = k, log10(10^k) = k, sin(±0) = ±0, cos(0) = 1, ...),
 //!    and the arguments where the result lies beyond every format's reach (exp overflow and underflow,
-//!    tanh(|x| >= 44) within 2^-126 of ±1), which are held as "just past this value" with a sticky bit.
+//!    tanh(|x| >= 45) within 2^-128 of ±1), which are held as "just past this value" with a sticky bit.
 //!    By the Lindemann–Weierstrass theorem every other argument gives a transcendental result, which is
 //!    never a grid point or a midpoint of any format.
 //! 2. The float64 value `y` of the system libm is taken as an interval `y ± 4 ulp` (glibc documents at most
@@ -153,8 +153,8 @@ impl Func {
             Func::Tanh => {
                 if x == 0.0 || x.is_infinite() {
                     exact(self.libm(x))
-                } else if x.abs() >= 44.0 {
-                    // 1 - tanh|x| = 2 / (e^(2|x|) + 1) < 2^-126.
+                } else if x.abs() >= 45.0 {
+                    // 1 - tanh|x| = 2 / (e^(2|x|) + 1) < 2^-128: the value lies in (1 - 2^-126, 1).
                     Some(Exact::Finite { neg: x < 0.0, sig: u128::MAX >> 2, exp2: -126, sticky: true })
                 } else {
                     None

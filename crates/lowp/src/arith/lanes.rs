@@ -1,8 +1,9 @@
 //! Element-wise operations on float64 slices, rounded once per element: the bulk path shared by the
 //! element-wise API, the reductions and GEMM.
 //!
-//! Each operation is first done in float64 together with its error term (TwoSum for sums, an FMA for
-//! products). Where the error term is zero the float64 result is the exact result, and the whole slice is
+//! Each operation is first done in float64 together with a test of its exactness (a zero TwoSum error term
+//! for sums; for products, both significands of at most 26 bits and a normal result). Where it passes, the
+//! float64 result is the exact result, and the whole slice is
 //! rounded by the vectorized kernels of [`crate::round`]; the few elements whose float64 result is not exact
 //! (or is zero, infinite or NaN, where the sign of zero or a special needs the exact rules) are redone one by
 //! one in exact arithmetic ([`super::exact`]). Both paths round the same exact value with the same draw, so
@@ -15,7 +16,7 @@ use crate::format::Format;
 use crate::round::rng::{draw, splitmix64, STREAM_ROUND};
 use crate::round::{Encoder, Isa, Rounding, RoundingMode};
 
-/// Products below this magnitude may have lost bits to underflow in their FMA error term.
+/// Products below this magnitude may have lost bits to underflow (subnormal float64 results).
 const TINY_PRODUCT: f64 = 1.0e-290;
 
 /// Rounding of float64 results to one format under one mode, with draws from one stream.

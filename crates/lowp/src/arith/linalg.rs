@@ -99,10 +99,12 @@ impl<'a> Machine<'a> {
 }
 
 fn check_square(what: &str, len: usize, n: usize) -> Result<()> {
-    if n.checked_mul(n) == Some(len) {
-        Ok(())
-    } else {
-        Err(Error::InvalidOption(format!("{what} has {len} elements; an n x n matrix with n = {n} needs {}", n * n)))
+    match n.checked_mul(n) {
+        Some(nn) if nn == len => Ok(()),
+        nn => Err(Error::InvalidOption(format!(
+            "{what} has {len} elements; an n x n matrix with n = {n} needs {}",
+            nn.map_or("more than usize can count".to_string(), |v| v.to_string())
+        ))),
     }
 }
 
@@ -121,6 +123,29 @@ fn check_finite(what: &str, v: &[f64]) -> Result<()> {
             Err(Error::InvalidOption(format!("{what} holds {} at index {i}; only finite values are accepted", v[i])))
         }
     }
+}
+
+/// [`check_finite`] on the lower (or upper) triangle of an n x n matrix, diagonal included: the part read.
+fn check_triangle_finite(what: &str, t: &[f64], n: usize, lower: bool) -> Result<()> {
+    let bad = (0..n * n).find(|&ij| {
+        let (i, j) = (ij / n, ij % n);
+        (if lower { j <= i } else { j >= i }) && !t[ij].is_finite()
+    });
+    match bad {
+        None => Ok(()),
+        Some(ij) => Err(Error::InvalidOption(format!(
+            "{what} holds {} at ({}, {}); only finite values are accepted",
+            t[ij],
+            ij / n,
+            ij % n
+        ))),
+    }
+}
+
+/// `v * 2^k` for |k| <= 2098, as two exact power-of-two factors (2^k alone may not be a float64).
+fn scale2(v: f64, k: i32) -> f64 {
+    let h = k / 2;
+    v * 2f64.powi(h) * 2f64.powi(k - h)
 }
 
 fn overflowed(fmt: &Format, what: &str) -> Error {
@@ -237,10 +262,12 @@ pub fn solve_triangular(
 ) -> Result<()> {
     check_square("T", t.len(), n)?;
     check_vector("b", b.len(), n)?;
-    check_finite("T", t)?;
+    check_triangle_finite("T", t, n, lower)?;
     check_finite("b", b)?;
     let mut m = Machine::new(fmt, cfg, STREAM_FACTOR)?;
-    let mut t = t.to_vec();
+    // The other triangle is not read: zero it before rounding.
+    let mut t: Vec<f64> =
+        (0..n * n).map(|ij| if (ij % n <= ij / n) == lower || ij % n == ij / n { t[ij] } else { 0.0 }).collect();
     let at = m.take(t.len());
     m.lanes.round(at, &mut t);
     if !unit {
@@ -317,7 +344,7 @@ pub fn solve(fmt: &Format, cfg: &Rounding, a: &[f64], n: usize, b: &[f64]) -> Re
 /// ```
 pub fn cholesky(fmt: &Format, cfg: &Rounding, a: &[f64], n: usize) -> Result<Vec<f64>> {
     check_square("A", a.len(), n)?;
-    check_finite("A", a)?;
+    check_triangle_finite("A", a, n, true)?;
     let mut m = Machine::new(fmt, cfg, STREAM_FACTOR)?;
     let mut l = vec![0.0; n * n];
     for j in 0..n {
@@ -467,18 +494,22 @@ pub fn refine(a: &[f64], n: usize, b: &[f64], cfg: &Refine) -> Result<Refinement
     work.lanes.round(at, &mut b_w);
 
     let f = lu_in(&mut fac, &a_w, n)?;
-    let solve_scaled = |fac: &mut Machine, r: &[f64]| -> Vec<f64> {
-        // Scale by a power of two (exact) so the right-hand side's largest entry is near 1.
+    // The correction for r: None when r is not finite (the residual overflowed: the refinement failed).
+    let solve_scaled = |fac: &mut Machine, r: &[f64]| -> Option<Vec<f64>> {
         let norm = norm_inf(r);
-        if norm == 0.0 || !norm.is_finite() {
-            return vec![0.0; r.len()];
+        if !norm.is_finite() {
+            return None;
         }
+        if norm == 0.0 {
+            return Some(vec![0.0; r.len()]);
+        }
+        // Scale by a power of two so that the largest entry is in [1, 2): exact unless entries far below the
+        // largest fall into float64's subnormals, which no factor format could hold anyway.
         let e = crate::format::exponent_of(norm);
-        let scale = 2f64.powi(-e);
-        let mut rs: Vec<f64> = r.iter().map(|v| v * scale).collect();
+        let mut rs: Vec<f64> = r.iter().map(|&v| scale2(v, -e)).collect();
         let at = fac.take(rs.len());
         fac.lanes.round(at, &mut rs);
-        lu_solve_in(fac, &f, &rs).into_iter().map(|v| v / scale).collect()
+        Some(lu_solve_in(fac, &f, &rs).into_iter().map(|v| scale2(v, e)).collect())
     };
     let norm_a = (0..n).map(|i| a_w[i * n..(i + 1) * n].iter().map(|v| v.abs()).sum::<f64>()).fold(0.0, f64::max);
     let norm_b = norm_inf(&b_w);
@@ -495,8 +526,7 @@ pub fn refine(a: &[f64], n: usize, b: &[f64], cfg: &Refine) -> Result<Refinement
         }
     };
 
-    let x0 = solve_scaled(&mut fac, &b_w);
-    let mut x: Vec<f64> = x0;
+    let mut x = solve_scaled(&mut fac, &b_w).unwrap_or_else(|| vec![f64::NAN; n]);
     let at = work.take(n);
     work.lanes.round(at, &mut x);
     let mut history = vec![report(&x, 0.0)];
@@ -517,7 +547,12 @@ pub fn refine(a: &[f64], n: usize, b: &[f64], cfg: &Refine) -> Result<Refinement
                 res.sub_dot(bi, &a_w[i * n..(i + 1) * n], &x)
             })
             .collect();
-        let d = solve_scaled(&mut fac, &r);
+        let Some(d) = solve_scaled(&mut fac, &r) else {
+            // The residual overflowed in its format: record the step and stop, not converged.
+            history.push(report(&x, f64::NAN));
+            converged = false;
+            break;
+        };
         for (xi, di) in x.iter_mut().zip(&d) {
             *xi = work.add(*xi, *di);
         }

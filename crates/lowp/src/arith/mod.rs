@@ -18,8 +18,9 @@
 //!   target — rounds twice. For `+ - * / sqrt` that is harmless only for round-to-nearest and targets of at
 //!   most 25 bits of precision (float64 has 2p + 3 bits or more), and never for directed, stochastic or odd
 //!   rounding, for fma, or for formats with more than 25 bits; lowp never relies on it. Where the float64
-//!   result is exact (its TwoSum or FMA error term is zero), lowp uses it and rounds it with the vectorized
-//!   kernels; that is one rounding of the exact value, and the other elements take the exact path.
+//!   result is exact (a sum whose TwoSum error term is zero; a product of two significands of at most 26
+//!   bits each, in float64's normal range), lowp uses it and rounds it with the vectorized kernels; that is
+//!   one rounding of the exact value, and the other elements take the exact path.
 //! - The elementary functions use Ziv's strategy (see [`Func`]): an interval around the float64 libm value
 //!   is rounded at both ends, and only when the ends disagree is the function evaluated again with
 //!   arbitrary precision (`astro-float`), in wider and wider intervals. Correct rounding there rests on
@@ -64,6 +65,9 @@ use lanes::Lanes;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
+/// Elements per parallel task of the functions (an element can take microseconds: the arbitrary-precision
+/// path).
+const FUNC_CHUNK: usize = 256;
 /// Elements per tile of the bulk paths.
 const TILE: usize = 512;
 
@@ -109,15 +113,27 @@ fn check<T: Element>(fmt: &Format, cfg: &Rounding) -> Result<()> {
     }
     fmt.check_dtype(T::DTYPE, T::MAN_BITS, T::MAX)?;
     fmt.check_dtype(f64::DTYPE, f64::MAN_BITS, f64::MAX)?;
+    if T::MAN_BITS < f64::MAN_BITS {
+        // `round` only ever maps float32 inputs to values near them; arithmetic results can lie anywhere in
+        // the format's range, so all of it must be float32 values.
+        let smallest = if fmt.subnormals() { fmt.min_subnormal() } else { fmt.min_normal() };
+        if !fmt.exponent_limit() || smallest < f64::from(f32::from_bits(1)) {
+            return Err(Error::UnsupportedDtype {
+                format: fmt.name().to_string(),
+                dtype: T::DTYPE,
+                reason: "arithmetic results in it need a wider exponent range than float32's; use float64 data".into(),
+            });
+        }
+    }
     cfg.validate(64)
 }
 
-/// Runs `f(start, chunk)` over aligned chunks of `n` elements, in parallel when there are several.
-fn par_tiles<T: Send>(out: &mut [T], f: impl Fn(u64, &mut [T]) + Sync + Send) {
-    if out.len() <= CHUNK {
+/// Runs `f(start, chunk)` over chunks of `chunk` elements, in parallel when there are several.
+fn par_tiles<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(u64, &mut [T]) + Sync + Send) {
+    if out.len() <= chunk {
         f(0, out);
     } else {
-        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| f((c * CHUNK) as u64, o));
+        out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| f((c * chunk) as u64, o));
     }
 }
 
@@ -138,7 +154,7 @@ pub fn binary<T: Element>(op: BinaryOp, fmt: &Format, cfg: &Rounding, a: &[T], b
     check_len(a.len(), b.len())?;
     check_len(a.len(), out.len())?;
     let lanes = Lanes::new(fmt, cfg, 0)?;
-    par_tiles(out, |start, o| {
+    par_tiles(out, CHUNK, |start, o| {
         let (mut x, mut y, mut r) = ([0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE]);
         for (t, o) in o.chunks_mut(TILE).enumerate() {
             let at = start + (t * TILE) as u64;
@@ -191,7 +207,7 @@ pub fn fma<T: Element>(fmt: &Format, cfg: &Rounding, a: &[T], b: &[T], c: &[T], 
     check_len(a.len(), c.len())?;
     check_len(a.len(), out.len())?;
     let lanes = Lanes::new(fmt, cfg, 0)?;
-    par_tiles(out, |start, o| {
+    par_tiles(out, CHUNK, |start, o| {
         for (k, o) in o.iter_mut().enumerate() {
             let i = start as usize + k;
             *o = T::from_f64(lanes.fma1(a[i].to_f64(), b[i].to_f64(), c[i].to_f64(), i as u64));
@@ -216,7 +232,7 @@ pub fn unary<T: Element>(f: Func, fmt: &Format, cfg: &Rounding, x: &[T], out: &m
     check::<T>(fmt, cfg)?;
     check_len(x.len(), out.len())?;
     let lanes = Lanes::new(fmt, cfg, 0)?;
-    par_tiles(out, |start, o| {
+    par_tiles(out, FUNC_CHUNK, |start, o| {
         for (k, o) in o.iter_mut().enumerate() {
             let i = start as usize + k;
             *o = T::from_f64(lanes.func1(f, x[i].to_f64(), i as u64));

@@ -7,7 +7,7 @@
 //! - `Recursive`: `s = fl_A(s + t_p)` for p = 0, 1, ..., starting from s = 0. Without a product format this
 //!   is a chain of fused multiply-adds, `s = fl_A(s + a_p b_p)`.
 //! - `Pairwise`: the terms are split in halves recursively (the left half has floor(n/2) terms); each leaf is
-//!   `fl_A(t_p)`, each inner node `fl_A(left + right)`.
+//!   `fl_A(0 + t_p)` (a -0 term becomes +0, as in the recursive order), each inner node `fl_A(left + right)`.
 //! - `Blocked(b)`: each block of b consecutive terms is summed recursively, and the block sums are added in
 //!   turn: `S = fl_A(S + B_m)`.
 //! - `BlockFma(k)`: the tensor-core model: `s = fl_A(s + t_p + ... + t_{p+k-1})` with the k + 1 terms added
