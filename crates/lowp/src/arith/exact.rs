@@ -151,13 +151,48 @@ pub(crate) fn fma(a: f64, b: f64, c: f64, mode: RoundingMode) -> Exact {
     }
 }
 
-/// `a / b` to 123 bits and a sticky remainder.
-pub(crate) fn div(a: f64, b: f64) -> Exact {
+/// Whether `mode` decides only by where the exact value lies among the format's points and midpoints (and
+/// whether it is exact): every mode but the two that use the distance fraction.
+fn decides_by_side(mode: RoundingMode) -> bool {
+    !matches!(mode, RoundingMode::Stochastic | RoundingMode::StochasticBits(_))
+}
+
+/// A stand-in for an exact value `v` of sign `neg`, given `r` = |v| rounded to nearest float64 (finite,
+/// nonzero) and how |v| compares with it: `r` itself, or a value within 2^-70 of r's last place on v's
+/// side. No float64 lies strictly between v and r (r is the nearest), so none lies between v and the
+/// stand-in: both are on the same side of every point and midpoint of every format (their points are float64
+/// values, and so are their midpoints up to 52 bits of precision; float64's own midpoints are farther from r
+/// than v is). Modes that decide by side alone ([`decides_by_side`]) round both the same way.
+fn beside(neg: bool, r: f64, cmp: std::cmp::Ordering) -> Exact {
+    let (rs, re) = parts(r);
+    let (sig, exp2) = normalized(u128::from(rs), re);
+    match cmp {
+        std::cmp::Ordering::Equal => Exact::Finite { neg, sig, exp2, sticky: false },
+        std::cmp::Ordering::Greater => Exact::Finite { neg, sig, exp2, sticky: true },
+        std::cmp::Ordering::Less => Exact::Finite { neg, sig: sig - 1, exp2, sticky: true },
+    }
+}
+
+/// `a / b` with one rounding under `mode`: to 123 bits and a sticky remainder, or, for modes that decide by
+/// side, the float64 quotient and the sign of the remainder (one 106-bit product instead of two 128-bit
+/// divisions).
+pub(crate) fn div(a: f64, b: f64, mode: RoundingMode) -> Exact {
     match (Exact::of(a).finite(), Exact::of(b).finite()) {
         (Some((an, asig, ae)), Some((bn, bsig, be))) => {
+            let q = (a / b).abs();
+            if decides_by_side(mode) && q != 0.0 && q.is_finite() {
+                // |a| against q |b|: sa 2^ea against qs bs 2^(eq + eb), compared as integers.
+                let (asig, ae) = normalized_to(asig, ae, 53);
+                let (qs, qe) = parts(q);
+                let prod = u128::from(qs) * bsig;
+                let d = ae - qe - be;
+                if (0..=74).contains(&d) {
+                    return beside(an != bn, q, (asig << d).cmp(&prod));
+                }
+            }
             // Both significands to 53 bits exactly (subnormals normalized).
-            let (asig, ae) = (asig << (asig.leading_zeros() - 75), ae - (asig.leading_zeros() as i32 - 75));
-            let (bsig, be) = (bsig << (bsig.leading_zeros() - 75), be - (bsig.leading_zeros() as i32 - 75));
+            let (asig, ae) = normalized_to(asig, ae, 53);
+            let (bsig, be) = normalized_to(bsig, be, 53);
             let n1 = asig << 64;
             let (q1, r1) = (n1 / bsig, n1 % bsig); // 2^63 < q1 < 2^65
             let n2 = r1 << 60;
@@ -168,9 +203,28 @@ pub(crate) fn div(a: f64, b: f64) -> Exact {
     }
 }
 
-/// `sqrt(a)` to 125 bits and a sticky remainder.
-pub(crate) fn sqrt(a: f64) -> Exact {
+/// `sig * 2^e` with the significand shifted to exactly `bits` bits (sig != 0, at most `bits` bits).
+fn normalized_to(sig: u128, e: i32, bits: u32) -> (u128, i32) {
+    let s = bits - (128 - sig.leading_zeros());
+    (sig << s, e - s as i32)
+}
+
+/// `sqrt(a)` with one rounding under `mode`: to 125 bits and a sticky remainder, or, for modes that decide
+/// by side, the float64 root and the sign of `a - root^2` (a 106-bit product instead of a big-integer root).
+pub(crate) fn sqrt(a: f64, mode: RoundingMode) -> Exact {
     match Exact::of(a).finite() {
+        Some((false, sig, e)) if decides_by_side(mode) => {
+            let r = a.sqrt();
+            let (sig, e) = normalized_to(sig, e, 53);
+            let (rs, re) = parts(r);
+            let d = e - 2 * re;
+            if (0..=74).contains(&d) {
+                let sq = u128::from(rs) * u128::from(rs);
+                beside(false, r, (sig << d).cmp(&sq))
+            } else {
+                sqrt(a, RoundingMode::Stochastic) // not reached: d is 51..=54
+            }
+        }
         Some((false, sig, e)) => {
             // a = sig * 2^e; scale to N = sig * 2^k with N near 2^250 and e - k even.
             let top = 127 - sig.leading_zeros() as i32;

@@ -122,7 +122,7 @@ impl Func {
             return exact(x);
         }
         match self {
-            Func::Sqrt => Some(super::exact::sqrt(x)),
+            Func::Sqrt => Some(super::exact::sqrt(x, RoundingMode::Stochastic)), // eval's callers use Lanes::sqrt1
             Func::Exp | Func::Exp2 => {
                 let ln2 = if self == Func::Exp { std::f64::consts::LN_2 } else { 1.0 };
                 if x.is_infinite() || x == 0.0 {

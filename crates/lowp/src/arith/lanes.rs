@@ -73,7 +73,7 @@ impl<'a> Lanes<'a> {
 
     /// `fl(a / b)` as the rounding numbered `index`.
     pub(crate) fn div1(&self, a: f64, b: f64, index: u64) -> f64 {
-        self.exact(exact::div(a, b), index)
+        self.exact(exact::div(a, b, self.mode), index)
     }
 
     /// `fl(a * b + c)` as the rounding numbered `index`.
@@ -83,7 +83,7 @@ impl<'a> Lanes<'a> {
 
     /// `fl(sqrt(a))` as the rounding numbered `index`.
     pub(crate) fn sqrt1(&self, a: f64, index: u64) -> f64 {
-        self.exact(exact::sqrt(a), index)
+        self.exact(exact::sqrt(a, self.mode), index)
     }
 
     /// `fl(f(x))` as the rounding numbered `index`.
