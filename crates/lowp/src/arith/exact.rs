@@ -6,7 +6,8 @@
 //! the sticky bit). Quotients are computed to 123 bits by long division and square roots to 125 bits by an
 //! integer square root, each with the remainder as the sticky bit. [`round_finite`] then rounds with every
 //! bit below the target's last place visible (64 or more), so each mode, the stochastic ones included,
-//! decides as it would on the infinitely precise result.
+//! decides as it would on the infinitely precise result. Modes that need only the side of the exact value
+//! (all but `stochastic` and `stochastic:N`) get quotients and roots more cheaply: see [`beside`].
 
 use num_bigint::BigUint;
 
