@@ -354,7 +354,7 @@ impl QuantizedTensor {
     /// The values, C order, into `out` (one per element).
     ///
     /// Schemes with codes of at most 8 bits whose blocks are runs of consecutive elements decode straight
-    /// from the packed parts, in parallel, through a table of code values: value = (table[code] - zero) * scale
+    /// from the packed parts, in parallel, through a table of code values: value = `(table[code] - zero) * scale`
     /// (* tensor scale), the same float64 operations in the same order as the schemes' own `dequantize` (NVFP4's
     /// tensor scale is folded into its block scales, which changes nothing: those products are exact).
     pub fn dequantize<T: Element>(&self, out: &mut [T]) -> Result<()> {
