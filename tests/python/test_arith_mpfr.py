@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import lowp
-from test_mpfr import MODES
+from test_mpfr import MODES, context
 
 # name -> the NumPy/ml_dtypes type that holds the format's values (to draw codes and to round inputs to it).
 FORMATS = {
@@ -61,17 +61,6 @@ MPFR_OPS = {
     "tanh": gmpy2.tanh,
 }
 LOWP_OPS = {name: getattr(lowp.ops, name) for name in MPFR_OPS}
-
-
-def context(fmt: lowp.Format, mode: str) -> gmpy2.context:
-    """The MPFR context of the format (test_mpfr.mpfr_round's), rounding in `mode`."""
-    return gmpy2.context(
-        precision=fmt.man_bits + 1,
-        emax=fmt.emax + 1,
-        emin=fmt.emin - fmt.man_bits + 1,
-        subnormalize=True,
-        round=MODES[mode],
-    )
 
 
 # --- inputs -------------------------------------------------------------------------------------------------

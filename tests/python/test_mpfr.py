@@ -28,15 +28,19 @@ MODES = {
 N_RANDOM = 20_000
 
 
-def mpfr_round(x: np.ndarray, fmt: lowp.Format, mode: str) -> np.ndarray:
-    ctx = gmpy2.context(
+def context(fmt: lowp.Format, mode: str) -> gmpy2.context:
+    """The MPFR context of the format (its precision, exponent range and subnormals), rounding in `mode`."""
+    return gmpy2.context(
         precision=fmt.man_bits + 1,
         emax=fmt.emax + 1,
         emin=fmt.emin - fmt.man_bits + 1,
         subnormalize=True,
         round=MODES[mode],
     )
-    with ctx:
+
+
+def mpfr_round(x: np.ndarray, fmt: lowp.Format, mode: str) -> np.ndarray:
+    with context(fmt, mode):
         return np.array([float(gmpy2.mpfr(float(v))) for v in x], np.float64)
 
 
