@@ -146,6 +146,22 @@ impl<'a> Lanes<'a> {
         }
     }
 
+    /// `out[j] = fl(a[j] * b[j] + c[j])` as roundings `at + j` (one rounding).
+    pub(crate) fn fma3_into(&self, at: u64, a: &[f64], b: &[f64], c: &[f64], out: &mut [f64]) {
+        for (k, out) in out.chunks_mut(TILE).enumerate() {
+            let (i0, at) = (k * TILE, at + (k * TILE) as u64);
+            let (a, b, c) = (&a[i0..i0 + out.len()], &b[i0..i0 + out.len()], &c[i0..i0 + out.len()]);
+            let mut bad = [0u8; TILE];
+            let any = fma3_pass(self.isa, a, b, c, out, &mut bad);
+            self.round(at, out);
+            if any != 0 {
+                for j in (0..out.len()).filter(|&j| bad[j] != 0) {
+                    out[j] = self.fma1(a[j], b[j], c[j], at + j as u64);
+                }
+            }
+        }
+    }
+
     /// `acc[j] = fl(s * b[j] + acc[j])` as roundings `at + j` (one rounding: a fused multiply-add).
     pub(crate) fn fma_into(&self, at: u64, s: f64, b: &[f64], acc: &mut [f64]) {
         for (k, (acc, b)) in acc.chunks_mut(TILE).zip(b.chunks(TILE)).enumerate() {
@@ -253,6 +269,22 @@ dispatched! {
             bad[j] = u8::from(!(product_is_exact(s, b[j], p) & sum_is_exact(c, p, sum)));
             any |= bad[j];
             acc[j] = sum;
+        }
+        any
+    }
+}
+
+dispatched! {
+    /// `out = a * b + c` in float64 (product and sum separately), flagging the elements where either step is
+    /// inexact.
+    fn fma3_pass(a: &[f64], b: &[f64], c: &[f64], out: &mut [f64], bad: &mut [u8; TILE]) -> u8 {
+        let mut any = 0u8;
+        for j in 0..out.len().min(a.len()).min(b.len()).min(c.len()).min(TILE) {
+            let p = a[j] * b[j];
+            let sum = p + c[j];
+            bad[j] = u8::from(!(product_is_exact(a[j], b[j], p) & sum_is_exact(p, c[j], sum)));
+            any |= bad[j];
+            out[j] = sum;
         }
         any
     }

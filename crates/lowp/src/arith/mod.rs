@@ -208,9 +208,17 @@ pub fn fma<T: Element>(fmt: &Format, cfg: &Rounding, a: &[T], b: &[T], c: &[T], 
     check_len(a.len(), out.len())?;
     let lanes = Lanes::new(fmt, cfg, 0)?;
     par_tiles(out, CHUNK, |start, o| {
-        for (k, o) in o.iter_mut().enumerate() {
-            let i = start as usize + k;
-            *o = T::from_f64(lanes.fma1(a[i].to_f64(), b[i].to_f64(), c[i].to_f64(), i as u64));
+        let (mut x, mut y, mut z, mut r) = ([0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE], [0.0f64; TILE]);
+        for (t, o) in o.chunks_mut(TILE).enumerate() {
+            let at = start + (t * TILE) as u64;
+            let (i, n) = (at as usize, o.len());
+            for k in 0..n {
+                (x[k], y[k], z[k]) = (a[i + k].to_f64(), b[i + k].to_f64(), c[i + k].to_f64());
+            }
+            lanes.fma3_into(at, &x[..n], &y[..n], &z[..n], &mut r[..n]);
+            for k in 0..n {
+                o[k] = T::from_f64(r[k]);
+            }
         }
     });
     Ok(())
