@@ -236,13 +236,19 @@ pub(crate) fn sqrt(a: f64, mode: RoundingMode) -> Exact {
             let n = BigUint::from(sig) << k as u32;
             let root = n.sqrt();
             let sticky = &root * &root != n;
-            let digits = root.to_u64_digits();
-            let sig = u128::from(digits[0]) | u128::from(*digits.get(1).unwrap_or(&0)) << 64;
+            let sig = low_u128(&root);
             Exact::Finite { neg: false, sig, exp2: (e - k) / 2, sticky }
         }
         Some((true, ..)) => Exact::Float(f64::NAN),
         None => Exact::Float(a.sqrt()), // ±0, +inf, -inf (NaN), NaN
     }
+}
+
+/// The low 128 bits of a big integer.
+fn low_u128(v: &BigUint) -> u128 {
+    let mut digits = v.iter_u64_digits();
+    let lo = digits.next().unwrap_or(0);
+    u128::from(lo) | u128::from(digits.next().unwrap_or(0)) << 64
 }
 
 /// The exact sum of exact terms (the values of [`mul`], [`Exact::of`], ...; none sticky), for the
@@ -293,8 +299,7 @@ pub(crate) fn sum(terms: &[Exact], mode: RoundingMode) -> Exact {
     }
     let shift = bits.saturating_sub(126);
     let top = &mag >> shift;
-    let digits = top.to_u64_digits();
-    let sig = u128::from(digits[0]) | u128::from(*digits.get(1).unwrap_or(&0)) << 64;
+    let sig = low_u128(&top);
     let sticky = shift > 0 && mag.trailing_zeros().unwrap_or(0) < shift;
     Exact::Finite { neg: sign == num_bigint::Sign::Minus, sig, exp2: base + shift as i32, sticky }
 }
