@@ -276,12 +276,7 @@ impl AffineInt {
                     let r = layout.block_range(b0 + k);
                     let (codes, x) = (&mut codes[r.start - i0..r.end - i0], &x[r.clone()]);
                     if cfg.mode == RoundingMode::NearestEven && s != 0.0 {
-                        // `code` inlined for the default mode, in a loop the compiler vectorizes (infinities
-                        // clamp as there: inf / s stays inf).
-                        let (zf, lo, hi) = (f64::from(z), f64::from(lo), f64::from(hi));
-                        for (c, v) in codes.iter_mut().zip(x) {
-                            *c = (round_ties_even_fast(v.to_f64() / s) + zf).clamp(lo, hi) as i32;
-                        }
+                        nearest_even_codes(x, s, z, lo, hi, codes);
                     } else {
                         for (i, (c, v)) in codes.iter_mut().zip(x).enumerate() {
                             *c = self.code(v.to_f64(), s, z, cfg.mode, cfg.seed, (r.start + i) as u64);
@@ -311,6 +306,41 @@ impl AffineInt {
             }
         }
         Ok(QuantizedInt { scheme: self.clone(), shape: shape.to_vec(), axis, codes, scales, zeros })
+    }
+}
+
+/// `codes[i] = clamp(round_ties_even(x[i] / s) + z, lo, hi)`: `code` inlined for the default mode (x holds
+/// no NaN: the callers refuse it; infinities clamp as there, inf / s staying inf), compiled per instruction
+/// set. The integer comes out of the bit pattern of `v + 1.5 * 2^52` (its low 32 bits are v in two's
+/// complement for |v| < 2^31) rather than a float-to-int cast, whose NaN and saturation rules keep the loop
+/// scalar.
+fn nearest_even_codes<T: Element>(x: &[T], s: f64, z: i32, lo: i32, hi: i32, codes: &mut [i32]) {
+    #[inline(always)]
+    fn body<T: Element>(x: &[T], s: f64, z: i32, lo: i32, hi: i32, codes: &mut [i32]) {
+        const SHIFT: f64 = 6755399441055744.0; // 1.5 * 2^52
+        let (zf, lo, hi) = (f64::from(z), f64::from(lo), f64::from(hi));
+        for (c, v) in codes.iter_mut().zip(x) {
+            let q = (round_ties_even_fast(v.to_f64() / s) + zf).clamp(lo, hi);
+            *c = (q + SHIFT).to_bits() as u32 as i32;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    unsafe fn avx512<T: Element>(x: &[T], s: f64, z: i32, lo: i32, hi: i32, codes: &mut [i32]) {
+        body(x, s, z, lo, hi, codes)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2<T: Element>(x: &[T], s: f64, z: i32, lo: i32, hi: i32, codes: &mut [i32]) {
+        body(x, s, z, lo, hi, codes)
+    }
+    match crate::quant::layout::isa() {
+        // SAFETY: `isa()` is `Isa::detect()`: this CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        crate::round::Isa::Avx512 => unsafe { avx512(x, s, z, lo, hi, codes) },
+        #[cfg(target_arch = "x86_64")]
+        crate::round::Isa::Avx2 => unsafe { avx2(x, s, z, lo, hi, codes) },
+        _ => body(x, s, z, lo, hi, codes),
     }
 }
 
