@@ -14,7 +14,7 @@ use super::func::{self, Func};
 use crate::error::Result;
 use crate::format::Format;
 use crate::round::rng::{draw, splitmix64, STREAM_ROUND};
-use crate::round::{Encoder, Isa, Rounding, RoundingMode};
+use crate::round::{isa_dispatched, Encoder, Rounding, RoundingMode};
 
 /// Products below this magnitude may have lost bits to underflow (subnormal float64 results).
 const TINY_PRODUCT: f64 = 1.0e-290;
@@ -25,7 +25,6 @@ pub(crate) struct Lanes<'a> {
     mode: RoundingMode,
     seed: u64,
     enc: Encoder<'a, f64>,
-    isa: Isa,
 }
 
 impl<'a> Lanes<'a> {
@@ -35,7 +34,7 @@ impl<'a> Lanes<'a> {
     pub(crate) fn new(fmt: &'a Format, cfg: &Rounding, stream: u64) -> Result<Lanes<'a>> {
         let seed = if stream == 0 { cfg.seed } else { splitmix64(cfg.seed ^ stream) };
         let cfg = Rounding { seed, flip: None, ..*cfg };
-        Ok(Lanes { fmt, mode: cfg.mode, seed, enc: Encoder::new(fmt, &cfg)?, isa: Isa::detect() })
+        Ok(Lanes { fmt, mode: cfg.mode, seed, enc: Encoder::new(fmt, &cfg)? })
     }
 
     pub(crate) fn format(&self) -> &Format {
@@ -106,7 +105,7 @@ impl<'a> Lanes<'a> {
             let at = at + (k * TILE) as u64;
             let mut old = [0.0; TILE];
             let mut bad = [0u8; TILE];
-            let any = sum_pass(self.isa, acc, t, &mut old, &mut bad);
+            let any = sum_pass(acc, t, &mut old, &mut bad);
             self.round(at, acc);
             if any != 0 {
                 for j in (0..acc.len()).filter(|&j| bad[j] != 0) {
@@ -121,7 +120,7 @@ impl<'a> Lanes<'a> {
         for (k, ((out, a), b)) in out.chunks_mut(TILE).zip(a.chunks(TILE)).zip(b.chunks(TILE)).enumerate() {
             let at = at + (k * TILE) as u64;
             let mut bad = [0u8; TILE];
-            let any = product_pass(self.isa, a, b, out, &mut bad);
+            let any = product_pass(a, b, out, &mut bad);
             self.round(at, out);
             if any != 0 {
                 for j in (0..out.len()).filter(|&j| bad[j] != 0) {
@@ -136,7 +135,7 @@ impl<'a> Lanes<'a> {
         for (k, (out, b)) in out.chunks_mut(TILE).zip(b.chunks(TILE)).enumerate() {
             let at = at + (k * TILE) as u64;
             let mut bad = [0u8; TILE];
-            let any = scale_pass(self.isa, s, b, out, &mut bad);
+            let any = scale_pass(s, b, out, &mut bad);
             self.round(at, out);
             if any != 0 {
                 for j in (0..out.len()).filter(|&j| bad[j] != 0) {
@@ -152,7 +151,7 @@ impl<'a> Lanes<'a> {
             let (i0, at) = (k * TILE, at + (k * TILE) as u64);
             let (a, b, c) = (&a[i0..i0 + out.len()], &b[i0..i0 + out.len()], &c[i0..i0 + out.len()]);
             let mut bad = [0u8; TILE];
-            let any = fma3_pass(self.isa, a, b, c, out, &mut bad);
+            let any = fma3_pass(a, b, c, out, &mut bad);
             self.round(at, out);
             if any != 0 {
                 for j in (0..out.len()).filter(|&j| bad[j] != 0) {
@@ -168,7 +167,7 @@ impl<'a> Lanes<'a> {
             let at = at + (k * TILE) as u64;
             let mut old = [0.0; TILE];
             let mut bad = [0u8; TILE];
-            let any = fma_pass(self.isa, s, b, acc, &mut old, &mut bad);
+            let any = fma_pass(s, b, acc, &mut old, &mut bad);
             self.round(at, acc);
             if any != 0 {
                 for j in (0..acc.len()).filter(|&j| bad[j] != 0) {
@@ -182,37 +181,7 @@ impl<'a> Lanes<'a> {
 /// Elements per tile of the bulk loops (their flags live on the stack).
 pub(crate) const TILE: usize = 256;
 
-/// A float64 pass compiled for each instruction set and chosen at run time (these loops are as hot as the
-/// rounding kernels in GEMM; the baseline build has only two float64 lanes).
-macro_rules! dispatched {
-    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> u8 $body:block) => {
-        $(#[$doc])*
-        fn $name(isa: Isa, $($arg: $ty),*) -> u8 {
-            #[inline(always)]
-            fn body($($arg: $ty),*) -> u8 $body
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-            unsafe fn avx512($($arg: $ty),*) -> u8 {
-                body($($arg),*)
-            }
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2($($arg: $ty),*) -> u8 {
-                body($($arg),*)
-            }
-            match isa {
-                // SAFETY: `isa` comes from `Isa::detect()`: this CPU has it.
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { avx512($($arg),*) },
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => unsafe { avx2($($arg),*) },
-                _ => body($($arg),*),
-            }
-        }
-    };
-}
-
-dispatched! {
+isa_dispatched! {
     /// `acc += t` in float64, keeping the old values and flagging the inexact sums; returns whether any is.
     fn sum_pass(acc: &mut [f64], t: &[f64], old: &mut [f64; TILE], bad: &mut [u8; TILE]) -> u8 {
         let mut any = 0u8;
@@ -228,7 +197,7 @@ dispatched! {
     }
 }
 
-dispatched! {
+isa_dispatched! {
     /// `out = a * b` in float64, flagging the inexact products.
     fn product_pass(a: &[f64], b: &[f64], out: &mut [f64], bad: &mut [u8; TILE]) -> u8 {
         let mut any = 0u8;
@@ -242,7 +211,7 @@ dispatched! {
     }
 }
 
-dispatched! {
+isa_dispatched! {
     /// `out = s * b` in float64, flagging the inexact products.
     fn scale_pass(s: f64, b: &[f64], out: &mut [f64], bad: &mut [u8; TILE]) -> u8 {
         let mut any = 0u8;
@@ -256,7 +225,7 @@ dispatched! {
     }
 }
 
-dispatched! {
+isa_dispatched! {
     /// `acc += s * b` in float64 (product and sum separately), keeping the old values and flagging the
     /// elements where either step is inexact.
     fn fma_pass(s: f64, b: &[f64], acc: &mut [f64], old: &mut [f64; TILE], bad: &mut [u8; TILE]) -> u8 {
@@ -274,7 +243,7 @@ dispatched! {
     }
 }
 
-dispatched! {
+isa_dispatched! {
     /// `out = a * b + c` in float64 (product and sum separately), flagging the elements where either step is
     /// inexact.
     fn fma3_pass(a: &[f64], b: &[f64], c: &[f64], out: &mut [f64], bad: &mut [u8; TILE]) -> u8 {
@@ -290,7 +259,7 @@ dispatched! {
     }
 }
 
-dispatched! {
+isa_dispatched! {
     /// The block-FMA model's step with exact products: `total += s * b`, clearing `ok` where the product or
     /// the sum is not exact (an exact zero sum is kept: a later term or the final check decides).
     fn block_products_pass(s: f64, b: &[f64], total: &mut [f64; TILE], ok: &mut [u8; TILE]) -> u8 {
@@ -304,7 +273,7 @@ dispatched! {
     }
 }
 
-dispatched! {
+isa_dispatched! {
     /// The block-FMA model's step with float64 terms: `total += t`, clearing `ok` where the sum is not exact.
     fn block_terms_pass(t: &[f64], total: &mut [f64; TILE], ok: &mut [u8; TILE]) -> u8 {
         for j in 0..t.len().min(TILE) {
@@ -320,12 +289,12 @@ dispatched! {
 impl Lanes<'_> {
     /// The block-FMA step `total += s * b` (exact products) with the flags in `ok`.
     pub(crate) fn block_products(&self, s: f64, b: &[f64], total: &mut [f64; TILE], ok: &mut [u8; TILE]) {
-        block_products_pass(self.isa, s, b, total, ok);
+        block_products_pass(s, b, total, ok);
     }
 
     /// The block-FMA step `total += t` with the flags in `ok`.
     pub(crate) fn block_terms(&self, t: &[f64], total: &mut [f64; TILE], ok: &mut [u8; TILE]) {
-        block_terms_pass(self.isa, t, total, ok);
+        block_terms_pass(t, total, ok);
     }
 }
 

@@ -61,15 +61,13 @@ use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::round::check_len;
 use crate::round::Rounding;
-use lanes::Lanes;
+use lanes::{Lanes, TILE};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 /// Elements per parallel task of the functions (an element can take microseconds: the arbitrary-precision
 /// path).
 const FUNC_CHUNK: usize = 256;
-/// Elements per tile of the bulk paths.
-const TILE: usize = 512;
 
 /// The binary operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

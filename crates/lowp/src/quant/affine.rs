@@ -4,7 +4,7 @@
 use super::layout::{finite_range, Layout};
 use super::{empty_block_scale, keep_first, round_to_integer};
 use crate::error::{Error, Result};
-use crate::round::check_len;
+use crate::round::{check_len, isa_dispatched};
 use crate::{round, round_value, Element, Format, Rounding, RoundingMode};
 
 /// Which elements share a scale.
@@ -309,39 +309,20 @@ impl AffineInt {
     }
 }
 
+isa_dispatched! {
 /// `codes[i] = clamp(round_ties_even(x[i] / s) + z, lo, hi)`: `code` inlined for the default mode (x holds
 /// no NaN: the callers refuse it; infinities clamp as there, inf / s staying inf), compiled per instruction
 /// set. The integer comes out of the bit pattern of `v + 1.5 * 2^52` (its low 32 bits are v in two's
 /// complement for |v| < 2^31) rather than a float-to-int cast, whose NaN and saturation rules keep the loop
 /// scalar.
 fn nearest_even_codes<T: Element>(x: &[T], s: f64, z: i32, lo: i32, hi: i32, codes: &mut [i32]) {
-    #[inline(always)]
-    fn body<T: Element>(x: &[T], s: f64, z: i32, lo: i32, hi: i32, codes: &mut [i32]) {
-        const SHIFT: f64 = 6755399441055744.0; // 1.5 * 2^52
-        let (zf, lo, hi) = (f64::from(z), f64::from(lo), f64::from(hi));
-        for (c, v) in codes.iter_mut().zip(x) {
-            let q = (round_ties_even_fast(v.to_f64() / s) + zf).clamp(lo, hi);
-            *c = (q + SHIFT).to_bits() as u32 as i32;
-        }
+    const SHIFT: f64 = 6755399441055744.0; // 1.5 * 2^52
+    let (zf, lo, hi) = (f64::from(z), f64::from(lo), f64::from(hi));
+    for (c, v) in codes.iter_mut().zip(x) {
+        let q = (round_ties_even_fast(v.to_f64() / s) + zf).clamp(lo, hi);
+        *c = (q + SHIFT).to_bits() as u32 as i32;
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    unsafe fn avx512<T: Element>(x: &[T], s: f64, z: i32, lo: i32, hi: i32, codes: &mut [i32]) {
-        body(x, s, z, lo, hi, codes)
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2<T: Element>(x: &[T], s: f64, z: i32, lo: i32, hi: i32, codes: &mut [i32]) {
-        body(x, s, z, lo, hi, codes)
-    }
-    match crate::quant::layout::isa() {
-        // SAFETY: `isa()` is `Isa::detect()`: this CPU has it.
-        #[cfg(target_arch = "x86_64")]
-        crate::round::Isa::Avx512 => unsafe { avx512(x, s, z, lo, hi, codes) },
-        #[cfg(target_arch = "x86_64")]
-        crate::round::Isa::Avx2 => unsafe { avx2(x, s, z, lo, hi, codes) },
-        _ => body(x, s, z, lo, hi, codes),
-    }
+}
 }
 
 /// `q` rounded to an integer, ties to even, for |q| < 2^51 — without a call to `rint`, which the baseline

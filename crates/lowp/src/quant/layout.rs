@@ -7,42 +7,15 @@ use rayon::prelude::*;
 
 use super::Granularity;
 use crate::error::{Error, Result};
-use crate::round::Isa;
+use crate::round::isa_dispatched;
 use crate::Element;
 
+isa_dispatched! {
 /// The range [min, max] of the finite values of `block` together with 0, and whether it holds a non-finite
 /// value (inf or NaN). Eight independent lanes, so that the scan vectorizes: min and max are exact, so the
 /// order of the comparisons does not change the result.
+/// Compiled per instruction set: the scan is a quarter of a group quantizer's time in the baseline build.
 pub(crate) fn finite_range<T: Element>(block: &[T]) -> (f64, f64, bool) {
-    // Compiled per instruction set: the scan is a quarter of a group quantizer's time in the baseline build.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    unsafe fn avx512<T: Element>(block: &[T]) -> (f64, f64, bool) {
-        finite_range_body(block)
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2<T: Element>(block: &[T]) -> (f64, f64, bool) {
-        finite_range_body(block)
-    }
-    match isa() {
-        // SAFETY: `isa()` is `Isa::detect()`: this CPU has it.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { avx512(block) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { avx2(block) },
-        _ => finite_range_body(block),
-    }
-}
-
-/// The instruction set of this CPU, detected once.
-pub(crate) fn isa() -> Isa {
-    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-    *ISA.get_or_init(Isa::detect)
-}
-
-#[inline(always)]
-fn finite_range_body<T: Element>(block: &[T]) -> (f64, f64, bool) {
     const LANES: usize = 8;
     let (mut mn, mut mx, mut bad) = ([0.0f64; LANES], [0.0f64; LANES], [false; LANES]);
     let mut step = |j: usize, v: &T| {
@@ -66,6 +39,7 @@ fn finite_range_body<T: Element>(block: &[T]) -> (f64, f64, bool) {
     let lo = mn.iter().fold(0.0f64, |a, &b| if b < a { b } else { a });
     let hi = mx.iter().fold(0.0f64, |a, &b| if b > a { b } else { a });
     (lo, hi, bad.iter().any(|&b| b))
+}
 }
 
 /// The largest finite magnitude of `block` (0 when there is none), and whether it holds a non-finite value

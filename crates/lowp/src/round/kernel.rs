@@ -73,6 +73,12 @@ impl Isa {
         Isa::Baseline
     }
 
+    /// [`Isa::detect`], detected once per process (for loops chosen per call on a hot path).
+    pub(crate) fn cached() -> Isa {
+        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *ISA.get_or_init(Isa::detect)
+    }
+
     /// Every instruction set this CPU can run, best first (tests compare all of them).
     pub fn available() -> Vec<Isa> {
         match Isa::detect() {
@@ -112,6 +118,39 @@ macro_rules! with_mode {
         }
     };
 }
+
+/// Defines a function whose body is compiled three times (AVX-512, AVX2 + FMA, baseline) and chosen by the
+/// CPU's instruction set ([`Isa::cached`]) on each call: for the loops outside the rounding kernels that are
+/// hot enough to want more than the baseline build's two float64 lanes. At most one generic parameter.
+macro_rules! isa_dispatched {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident $(<$g:ident: $bound:path>)? ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
+        $body:block) => {
+        $(#[$doc])*
+        $vis fn $name $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+            unsafe fn avx512 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
+                body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
+                body($($arg),*)
+            }
+            match $crate::round::Isa::cached() {
+                // SAFETY: `Isa::cached()` is `Isa::detect()`: this CPU has it.
+                #[cfg(target_arch = "x86_64")]
+                $crate::round::Isa::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                $crate::round::Isa::Avx2 => unsafe { avx2($($arg),*) },
+                _ => body($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use isa_dispatched;
 
 /// Compiles one loop three times (AVX-512, AVX2, baseline) and dispatches on `Isa`.
 macro_rules! isa_variants {
