@@ -30,6 +30,17 @@ pub trait Element:
     fn bits64(self) -> u64;
     /// A quiet NaN with the given sign.
     fn nan(neg: bool) -> Self;
+    /// The slice as what it is, for kernels written per storage type.
+    fn typed(s: &[Self]) -> Typed<'_>;
+}
+
+/// A slice of an [`Element`] type, as its own type.
+#[derive(Clone, Copy, Debug)]
+pub enum Typed<'a> {
+    /// float32 data.
+    F32(&'a [f32]),
+    /// float64 data.
+    F64(&'a [f64]),
 }
 
 impl Element for f32 {
@@ -49,6 +60,9 @@ impl Element for f32 {
     fn nan(neg: bool) -> f32 {
         f32::from_bits(0x7fc0_0000 | (u32::from(neg) << 31))
     }
+    fn typed(s: &[f32]) -> Typed<'_> {
+        Typed::F32(s)
+    }
 }
 
 impl Element for f64 {
@@ -67,6 +81,9 @@ impl Element for f64 {
     }
     fn nan(neg: bool) -> f64 {
         f64::from_bits(0x7ff8_0000_0000_0000 | (u64::from(neg) << 63))
+    }
+    fn typed(s: &[f64]) -> Typed<'_> {
+        Typed::F64(s)
     }
 }
 

@@ -39,7 +39,7 @@ pub mod quant;
 pub mod round;
 
 pub use codes::{decode, pack, unpack};
-pub use dtype::{CodeInt, Element};
+pub use dtype::{CodeInt, Element, Typed};
 pub use error::{Error, Result};
 pub use format::{Format, Specials};
 pub use round::{encode, round, round_in_place, round_value, BitFlip, FlipScope, Isa, Rounding, RoundingMode};

@@ -122,6 +122,37 @@ fn mx_matches_the_reference() {
 }
 
 #[test]
+fn float32_data_over_many_batches_matches_the_reference() {
+    // float32 data takes the float32 batch path (scaled in float32, encoded by the bulk kernels); rows of
+    // odd length over several batches of blocks, so batches start at odd elements too; the same through the
+    // packed route of QuantizedTensor::quantize (which declines or packs as the batch starts allow).
+    let mut rng = TestRng::new(33);
+    let (rows, n) = (5, 7001);
+    let mut x32: Vec<f32> = adversarial(&mut rng, rows * n).iter().map(|&v| v as f32).collect();
+    x32[20000] = 1e-44; // float32 subnormals beside normal values: scaled, they leave float32's normal range
+    x32[20001] = 3e-39;
+    let x64: Vec<f64> = x32.iter().map(|&v| f64::from(v)).collect();
+    for spec in ["mxfp4", "mxfp8_e4m3", "mxfp8_e5m2:b16", "mxfp6_e2m3:b7", "mxfp4:b64:ceil"] {
+        let mx = Mx::parse(spec).unwrap();
+        for mode in RoundingMode::DETERMINISTIC {
+            let cfg = Rounding::new(mode);
+            let q = mx.quantize(&cfg, &x32, &[rows, n], 1).unwrap();
+            let (codes, scales) = reference_mx(&mx, &x64, rows, mode);
+            assert_eq!(q.scales, scales, "{spec} {mode}: scales");
+            assert_eq!(q.codes, codes, "{spec} {mode}: codes");
+            let s = lowp::quant::Scheme::Mx(mx.clone());
+            let t = lowp::quant::QuantizedTensor::quantize(&s, &cfg, &x32, &[rows, n], 1).unwrap();
+            assert_eq!(t.codes().iter().map(|&c| c as u8).collect::<Vec<_>>(), codes, "{spec} {mode}: packed");
+            // An even row length: every batch starts on a byte, so the packed route runs.
+            let even = &x32[..rows * (n - 1)];
+            let t = lowp::quant::QuantizedTensor::quantize(&s, &cfg, even, &[rows, n - 1], 1).unwrap();
+            let q = mx.quantize(&cfg, even, &[rows, n - 1], 1).unwrap();
+            assert_eq!(t, lowp::quant::QuantizedTensor::pack(&s, &lowp::quant::Quantized::Mx(q)).unwrap(), "{spec}");
+        }
+    }
+}
+
+#[test]
 fn blocks_along_a_leading_axis_equal_the_transposed_tensor() {
     let mut rng = TestRng::new(5);
     let (rows, n) = (40, 6);

@@ -2,11 +2,13 @@
 //! X = 2^e; each element stores x / X in a small float format (or, for MXINT8, 1.6 fixed point).
 
 use super::fixed::{FixedPoint, Overflow};
-use super::layout::{finite_amax, Layout};
+use super::layout::{finite_amax, Codes, Layout};
 use super::{exponent_of, Granularity};
 use crate::error::{Error, Result};
 use crate::format::pow2;
-use crate::round::{check_len, Encoder};
+use crate::round::{check_len, isa_dispatched, Encoder};
+use crate::Typed;
+use std::ops::Range;
 use crate::{round_value, Element, Format, Rounding};
 
 /// How the shared exponent follows from the block's largest magnitude amax.
@@ -184,7 +186,8 @@ impl Mx {
         let layout = Layout::new(shape, axis, Granularity::Group(self.block))?;
         check_len(layout.len(), x.len())?;
         if let (MxElement::Float(f), true) = (&self.element, layout.contiguous()) {
-            let (codes, scales) = self.quantize_batches(f, &layout, cfg, x)?;
+            let (codes, scales) = self.quantize_batches(f, &layout, cfg, x, None)?.expect("unpacked always runs");
+            let codes = codes.each();
             return Ok(MxQuantized { scheme: self.clone(), shape: shape.to_vec(), axis, codes, scales });
         }
         let (amax, special) = layout.block_amax(x, |v| !self.holds(v));
@@ -225,73 +228,94 @@ impl Mx {
     /// normal range (to a subnormal or to 0; otherwise the batch is redone in float64). Deterministic modes only use float32, so every
     /// element gets the same rounding and random draw as the element-by-element definition (round_value on
     /// the float64 scaled value at the element's index).
+    ///
+    /// With `pack`, the codes come back packed that many bits to a value (None when the layout does not
+    /// allow it: see [`Layout::par_batches_packed`]).
     fn quantize_batches<T: Element>(
         &self,
         f: &Format,
         layout: &Layout,
         cfg: &Rounding,
         x: &[T],
-    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        pack: Option<u32>,
+    ) -> Result<Option<(Codes<u8>, Vec<u8>)>> {
         let f = f.clone().with_saturation(true).with_subnormals(true).with_propagate_inf(true);
         let enc64 = Encoder::<f64>::new(&f, cfg)?;
         let enc32 =
             if T::DTYPE == "float32" && !cfg.mode.is_stochastic() { Some(Encoder::<f32>::new(&f, cfg)?) } else { None };
-        let (mut codes, mut scales) = (vec![0u8; x.len()], vec![0u8; layout.blocks()]);
-        layout.par_batches(&mut codes, &mut scales, |b0, i0, codes, scales| {
-            let mut exps = Vec::with_capacity(scales.len());
-            for (k, sc) in scales.iter_mut().enumerate() {
-                let (amax, special) = finite_amax(&x[layout.block_range(b0 + k)], |v| !self.holds(v));
-                let e = self.shared_exponent(amax);
-                *sc = if special { E8M0_NAN } else { (e + 127) as u8 };
-                exps.push(e);
-            }
-            // Block k of the batch with its elements' positions in the batch, and 2^-e (none for NaN blocks).
-            let blocks = || {
-                scales.iter().zip(&exps).enumerate().map(|(k, (&sc, &e))| {
-                    let r = layout.block_range(b0 + k);
-                    (r.start - i0..r.end - i0, r, (sc != E8M0_NAN).then(|| pow2(-e)))
+        let mut scales = vec![0u8; layout.blocks()];
+        let work = |b0: usize, i0: usize, codes: &mut [u8], scales: &mut [u8]| {
+            // Block k of the batch: its elements' positions in the batch and in x, and 2^-e (none for NaN
+            // blocks).
+            let blocks: Vec<(Range<usize>, Range<usize>, Option<f64>)> = layout
+                .block_ranges(b0, scales.len())
+                .zip(scales.iter_mut())
+                .map(|(r, sc)| {
+                    let (amax, special) = finite_amax(&x[r.clone()], |v| !self.holds(v));
+                    let e = self.shared_exponent(amax);
+                    *sc = if special { E8M0_NAN } else { (e + 127) as u8 };
+                    (r.start - i0..r.end - i0, r, (!special).then(|| pow2(-e)))
                 })
-            };
-            let in_f32 = enc32.as_ref().is_some_and(|enc| {
-                let mut scaled = vec![0.0f32; codes.len()];
-                let mut exact = true;
-                for (local, r, factor) in blocks() {
-                    if let Some(factor) = factor {
-                        let factor = factor as f32; // a power of two within float32's range: exact
-                        let mut tiny = false;
-                        for (d, v) in scaled[local].iter_mut().zip(&x[r]) {
-                            let v = v.to_f64() as f32;
-                            *d = v * factor;
-                            // Below the normal range the product may have lost bits, or all of them (a nonzero
-                            // input scaled to 0): the definition's float64 value is then another.
-                            tiny |= d.abs() < f32::MIN_POSITIVE && v != 0.0;
+                .collect();
+            let in_f32 = match (&enc32, T::typed(x)) {
+                (Some(enc), Typed::F32(x)) => {
+                    let mut scaled = vec![0.0f32; codes.len()];
+                    let mut exact = true;
+                    for (local, r, factor) in &blocks {
+                        if let Some(factor) = factor {
+                            // A power of two within float32's range: exact.
+                            exact &= scale_f32(&x[r.clone()], *factor as f32, &mut scaled[local.clone()]);
                         }
-                        exact &= !tiny;
                     }
+                    if exact {
+                        enc.encode_at(i0 as u64, &scaled, codes);
+                    }
+                    exact
                 }
-                if exact {
-                    enc.encode_at(i0 as u64, &scaled, codes);
-                }
-                exact
-            });
+                _ => false,
+            };
             if !in_f32 {
                 let mut scaled = vec![0.0f64; codes.len()];
-                for (local, r, factor) in blocks() {
+                for (local, r, factor) in &blocks {
                     if let Some(factor) = factor {
-                        for (d, v) in scaled[local].iter_mut().zip(&x[r]) {
+                        for (d, v) in scaled[local.clone()].iter_mut().zip(&x[r.clone()]) {
                             *d = v.to_f64() * factor;
                         }
                     }
                 }
                 enc64.encode_at(i0 as u64, &scaled, codes);
             }
-            for (local, _, factor) in blocks() {
+            for (local, _, factor) in &blocks {
                 if factor.is_none() {
-                    codes[local].fill(0); // the whole block decodes to NaN
+                    codes[local.clone()].fill(0); // the whole block decodes to NaN
                 }
             }
-        });
-        Ok((codes, scales))
+        };
+        Ok(layout.run_batches(pack, &mut scales, work, u64::from).map(|codes| (codes, scales)))
+    }
+
+    /// [`quantize`](Self::quantize) straight into the packed codes and the scale codes, for the layouts and
+    /// element types that have the batch path (None otherwise): what [`QuantizedTensor::quantize`] uses.
+    ///
+    /// [`QuantizedTensor::quantize`]: super::QuantizedTensor::quantize
+    pub(crate) fn quantize_packed<T: Element>(
+        &self,
+        cfg: &Rounding,
+        x: &[T],
+        shape: &[usize],
+        axis: usize,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        super::check_no_flip(cfg)?;
+        let layout = Layout::new(shape, axis, Granularity::Group(self.block))?;
+        check_len(layout.len(), x.len())?;
+        let MxElement::Float(f) = &self.element else { return Ok(None) };
+        if !layout.contiguous() {
+            return Ok(None);
+        }
+        Ok(match self.quantize_batches(f, &layout, cfg, x, Some(self.element_bits()))? {
+            Some((Codes::Packed(codes), scales)) => Some((codes, scales)),
+            _ => None,
+        })
     }
 
     /// Whether a non-finite value has a code of its own in the element type.
@@ -307,6 +331,20 @@ impl Mx {
             MxElement::Int8 => false,
         }
     }
+}
+
+isa_dispatched! {
+/// `out = x * factor` (a power of two), and whether every product is exact: false when a nonzero input came
+/// out below float32's normal range, where it may have lost bits or all of them (the definition's float64
+/// value is then another). Compiled per instruction set.
+fn scale_f32(x: &[f32], factor: f32, out: &mut [f32]) -> bool {
+    let mut tiny = false;
+    for (d, &v) in out.iter_mut().zip(x) {
+        *d = v * factor;
+        tiny |= (d.abs() < f32::MIN_POSITIVE) & (v != 0.0);
+    }
+    !tiny
+}
 }
 
 impl MxQuantized {

@@ -65,7 +65,7 @@ impl Part {
         }
     }
 
-    fn packed<V: Sync>(spec: &Spec, values: &[V], bits_of: impl Fn(&V) -> u64 + Sync) -> Part {
+    fn packed<V: Copy + Sync>(spec: &Spec, values: &[V], bits_of: impl Fn(&V) -> u64 + Sync) -> Part {
         Part {
             name: spec.name,
             bits: spec.bits,
@@ -119,7 +119,50 @@ impl QuantizedTensor {
         shape: &[usize],
         axis: usize,
     ) -> Result<QuantizedTensor> {
+        if let Some(t) = QuantizedTensor::quantize_packed(scheme, cfg, x, shape, axis)? {
+            return Ok(t);
+        }
         QuantizedTensor::pack(scheme, &scheme.quantize(cfg, x, shape, axis)?)
+    }
+
+    /// The route of [`quantize`](Self::quantize) for the schemes and layouts whose batch quantizers pack
+    /// their codes as they go (the same batch code as [`Scheme::quantize`], so the same codes): no
+    /// tensor-sized array of unpacked codes, no second pass. None for the others.
+    fn quantize_packed<T: Element>(
+        scheme: &Scheme,
+        cfg: &Rounding,
+        x: &[T],
+        shape: &[usize],
+        axis: usize,
+    ) -> Result<Option<QuantizedTensor>> {
+        let raw = |spec: &Spec, data: Vec<u8>| Part {
+            name: spec.name,
+            bits: spec.bits,
+            signed: spec.signed,
+            format: spec.format.clone(),
+            shape: spec.shape.clone(),
+            data,
+        };
+        let parts = match scheme {
+            Scheme::Mx(s) => {
+                let Some((codes, scales)) = s.quantize_packed(cfg, x, shape, axis)? else { return Ok(None) };
+                let specs = specs(scheme, shape, axis)?;
+                vec![raw(&specs[0], codes), raw(&specs[1], scales)]
+            }
+            Scheme::Int(s) => {
+                let Some((codes, scales, zeros)) = s.quantize_packed(cfg, x, shape, axis)? else { return Ok(None) };
+                let specs = specs(scheme, shape, axis)?;
+                let mut parts = vec![raw(&specs[0], codes), scale_part(&specs[1], &scales)?];
+                if let Some(z) = specs.get(2) {
+                    parts.push(Part::packed(z, &zeros, |&c| c as u64));
+                }
+                parts
+            }
+            _ => return Ok(None),
+        };
+        let t = QuantizedTensor { scheme: scheme.clone(), shape: shape.to_vec(), axis, parts };
+        t.check_parts()?;
+        Ok(Some(t))
     }
 
     /// Packs a tensor quantized by `scheme` (the scheme that produced `q`; refused when `q` names another).
@@ -648,22 +691,29 @@ pub fn packed_bytes(count: usize, bits: u32) -> usize {
 
 /// [`pack_bits`] of `bits_of` of every value, in parallel for long inputs: chunks of 8k values fill whole
 /// bytes, whatever the width.
-fn pack_par<V: Sync>(values: &[V], bits: u32, bits_of: impl Fn(&V) -> u64 + Sync) -> Vec<u8> {
+fn pack_par<V: Copy + Sync>(values: &[V], bits: u32, bits_of: impl Fn(&V) -> u64 + Sync) -> Vec<u8> {
     const K: usize = 1 << 13;
     if values.len() <= 8 * K {
         return pack_bits(values.iter().map(&bits_of), bits, values.len());
     }
     let mut out = vec![0u8; packed_bytes(values.len(), bits)];
-    out.par_chunks_mut(K * bits as usize).zip(values.par_chunks(8 * K)).for_each(|(o, v)| match bits {
-        // The common widths, in loops the compiler vectorizes.
-        4 => o
-            .iter_mut()
-            .zip(v.chunks(2))
-            .for_each(|(o, p)| *o = (bits_of(&p[0]) & 0xF | p.get(1).map_or(0, |h| (bits_of(h) & 0xF) << 4)) as u8),
-        8 => o.iter_mut().zip(v).for_each(|(o, v)| *o = bits_of(v) as u8),
-        _ => o.copy_from_slice(&pack_bits(v.iter().map(&bits_of), bits, v.len())),
-    });
+    out.par_chunks_mut(K * bits as usize)
+        .zip(values.par_chunks(8 * K))
+        .for_each(|(o, v)| pack_into(v, bits, |v| bits_of(&v), o));
     out
+}
+
+/// Packs `low(v)` of every value (its low `bits` bits) into `out`, which holds exactly their bytes.
+pub(crate) fn pack_into<V: Copy>(values: &[V], bits: u32, low: impl Fn(V) -> u64, out: &mut [u8]) {
+    match bits {
+        // The common widths, in loops the compiler vectorizes.
+        4 => out
+            .iter_mut()
+            .zip(values.chunks(2))
+            .for_each(|(o, p)| *o = (low(p[0]) & 0xF | p.get(1).map_or(0, |&h| (low(h) & 0xF) << 4)) as u8),
+        8 => out.iter_mut().zip(values).for_each(|(o, &v)| *o = low(v) as u8),
+        _ => out.copy_from_slice(&pack_bits(values.iter().map(|&v| low(v)), bits, values.len())),
+    }
 }
 
 /// Packs the low `bits` bits of each value, least-significant bit first.

@@ -423,12 +423,10 @@ macro_rules! float_kernel {
                 let norm = (b >> (MAN as I - p.man) as u32).wrapping_sub(p.enc_rebias);
                 let mag = if b < p.enc_min_normal { sub } else { norm };
                 let mag = if b == INF { p.enc_inf } else { mag };
+                // Selects only, no nested branch: the block loop that calls this then vectorizes.
                 let s = if sign != 0 { p.enc_sign } else { 0 };
-                if b > INF {
-                    if sign != 0 { p.enc_nan_neg } else { p.enc_nan_pos }
-                } else {
-                    s | mag
-                }
+                let nan = if sign != 0 { p.enc_nan_neg } else { p.enc_nan_pos };
+                if b > INF { nan } else { s | mag }
             }
 
             #[inline(always)]
@@ -731,6 +729,24 @@ macro_rules! float_kernel {
 
 float_kernel!(k32, f32, u32, i32, Rng32, man = 23, bias = 127, norm = 4294967296.0f32, norm_bits = 32);
 float_kernel!(k64, f64, u64, i64, Rng64, man = 52, bias = 1023, norm = 18446744073709551616.0f64, norm_bits = 64);
+
+/// Hints the cache to fetch into L2 the lines that hold elements [from, from + count) of `x`. Indices past
+/// the end are harmless: addresses are only computed, never read. Bulk passes that read their input more than
+/// once use it to have the next stretch arriving while they work on the current one.
+#[inline(always)]
+pub(crate) fn prefetch<T>(x: &[T], from: usize, count: usize) {
+    let per_line = (64 / std::mem::size_of::<T>().max(1)).max(1);
+    for at in (from..from + count).step_by(per_line) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetching is a hint and never faults; the pointer is only computed, not read.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+            _mm_prefetch::<_MM_HINT_T1>(x.as_ptr().wrapping_add(at) as *const i8);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = at;
+    }
+}
 
 /// Orders the non-temporal stores of a task before anything that follows it.
 #[inline(always)]

@@ -28,7 +28,7 @@ mod mode;
 pub mod reference;
 pub mod rng;
 
-pub(crate) use kernel::isa_dispatched;
+pub(crate) use kernel::{isa_dispatched, prefetch};
 pub use kernel::Isa;
 pub use mode::{BitFlip, FlipScope, Rounding, RoundingMode};
 
