@@ -1,7 +1,9 @@
 //! Fixed point and affine integer quantization against plain references written here: integer rounding
 //! by exact integer arithmetic on the input's bits, blocks found by nested loops over multi-indices.
 
-use lowp::quant::{round_to_integer, AffineInt, FixedPoint, Granularity, Overflow, Symmetry};
+use lowp::quant::{
+    round_to_integer, AffineInt, FixedPoint, Granularity, Overflow, Quantized, QuantizedTensor, Scheme, Symmetry,
+};
 use lowp::{Format, Rounding, RoundingMode};
 
 mod common;
@@ -239,12 +241,15 @@ fn ref_affine(s: &AffineInt, x: &[f64], shape: &[usize], axis: usize, mode: Roun
     let mut keys: Vec<Vec<usize>> = (0..n).map(block_key).collect();
     keys.sort();
     keys.dedup();
-    let bid = |i: usize| keys.binary_search(&block_key(i)).unwrap();
+    let block_of: Vec<usize> = (0..n).map(|i| keys.binary_search(&block_key(i)).unwrap()).collect();
+    let bid = |i: usize| block_of[i];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
+    (0..n).for_each(|i| members[bid(i)].push(i));
     let (qlo, qhi) = s.code_range();
     let mut scales = vec![0.0; keys.len()];
     let mut zeros = vec![0; keys.len()];
     for (b, _) in keys.iter().enumerate() {
-        let vals: Vec<f64> = (0..n).filter(|&i| bid(i) == b).map(|i| x[i]).filter(|v| v.is_finite()).collect();
+        let vals: Vec<f64> = members[b].iter().map(|&i| x[i]).filter(|v| v.is_finite()).collect();
         let mn = vals.iter().cloned().fold(0.0, f64::min);
         let mx = vals.iter().cloned().fold(0.0, f64::max);
         let raw = match s.symmetry() {
@@ -321,6 +326,40 @@ fn affine_schemes_match_the_reference() {
                     let b = block[i];
                     assert_eq!(*v, (codes[i] - zeros[b]) as f64 * scales[b], "{spec} axis {axis}: value {i}");
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn float32_data_over_many_batches_matches_the_reference() {
+    // The batch path on float32 data over many batches (rows of odd length, so batches also start at odd
+    // elements), and QuantizedTensor::quantize's packed route (which declines or packs as batch starts allow)
+    // giving the same tensor as packing the unpacked result.
+    let mut rng = TestRng::new(12);
+    let (rows, n) = (9, 4001);
+    let x32: Vec<f32> = tensor(&mut rng, rows * n).iter().map(|&v| v as f32).collect();
+    let x64: Vec<f64> = x32.iter().map(|&v| f64::from(v)).collect();
+    for spec in
+        ["int4:g128:asym", "int3:g32:sym", "int8:g64:sym:full", "int2:g16:asym:scale=bf16", "int4:g128:sym:scale=e8m0"]
+    {
+        let s = AffineInt::parse(spec).unwrap();
+        for mode in [RoundingMode::NearestEven, RoundingMode::NearestAway, RoundingMode::TowardZero] {
+            let cfg = Rounding::new(mode);
+            let q = s.quantize(&cfg, &x32, &[rows, n], 1).unwrap();
+            let (codes, scales, zeros, _) = ref_affine(&s, &x64, &[rows, n], 1, mode);
+            assert_eq!(q.scales, scales, "{spec}: scales");
+            assert_eq!(q.zeros, zeros, "{spec}: zeros");
+            assert_eq!(q.codes, codes, "{spec} {mode}: codes");
+            let scheme = Scheme::Int(s.clone());
+            for (len, x) in [(n, &x32[..]), (n - 1, &x32[..rows * (n - 1)])] {
+                let t = QuantizedTensor::quantize(&scheme, &cfg, x, &[rows, len], 1).unwrap();
+                let q = s.quantize(&cfg, x, &[rows, len], 1).unwrap();
+                assert_eq!(
+                    t,
+                    QuantizedTensor::pack(&scheme, &Quantized::Int(q)).unwrap(),
+                    "{spec} {mode} rows of {len}"
+                );
             }
         }
     }

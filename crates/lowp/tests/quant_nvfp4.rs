@@ -1,7 +1,7 @@
 //! NVFP4 against a reference written here and blocks worked by hand (FORMATS.md §4).
 
 use lowp::codes::code_of;
-use lowp::quant::Nvfp4;
+use lowp::quant::{Nvfp4, Quantized, QuantizedTensor, Scheme};
 use lowp::round::reference;
 use lowp::{Format, Rounding, RoundingMode};
 
@@ -72,6 +72,76 @@ fn nvfp4_matches_the_reference() {
                 let sc = e4m3.decode_code(u64::from(q.scales[(i / n) * nbr + (i % n) / s.block()]));
                 let want = e2m1.decode_code(u64::from(q.codes[i])) * sc * f64::from(t);
                 assert!(v.to_bits() == want.to_bits() || (v.is_nan() && want.is_nan()), "{spec}: value {i}");
+            }
+        }
+    }
+}
+
+/// float32 data (also widened to float64) over many batches of blocks (rows of odd length), built so that quotients land exactly on
+/// e2m1's values and rounding midpoints and on their float32 neighbours: the tensor amax is 2688 (tensor
+/// scale exactly 1) and every block's amax is 6 * s for an e4m3 value s (block scale exactly s).
+/// `up` and `down` give the neighbours (float32's or float64's).
+fn on_the_grid(rows: usize, n: usize, up: impl Fn(f64) -> f64, down: impl Fn(f64) -> f64) -> Vec<f64> {
+    let mids = [0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0];
+    let values = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0];
+    let mut x = vec![0f64; rows * n];
+    for r in 0..rows {
+        for (k, start) in (0..n).step_by(16).enumerate() {
+            let s = 2f64.powi((k % 12) as i32 - 6) * (1.0 + (k % 8) as f64 / 8.0); // an e4m3 value
+            for (j, v) in x[r * n + start..r * n + (start + 16).min(n)].iter_mut().enumerate() {
+                let m = if j % 2 == 0 { mids[(j / 2 + k) % 7] } else { values[(j / 2 + k) % 7] };
+                let e = m * s; // exact: few bits
+                let e = match (j + k) % 3 {
+                    0 => e,
+                    1 => up(e),
+                    _ => down(e),
+                };
+                *v = if (j + k) % 5 == 0 { -e } else { e };
+            }
+            x[r * n + start] = 6.0 * s; // the block's amax
+        }
+        x[r * n + 1] = 0.0;
+    }
+    x[0] = 2688.0; // tensor amax: t = 2688 / 2688 = 1, and block 0's scale is 448
+    x
+}
+
+#[test]
+fn float32_data_over_many_batches_matches_the_reference() {
+    let (rows, n) = (5, 6001);
+    let mut rng = TestRng::new(5);
+    let random: Vec<f32> = (0..rows * n)
+        .map(|_| {
+            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            ((u - 0.5) * 2f64.powi((rng.next_u64() % 24) as i32 - 12)) as f32
+        })
+        .collect();
+    let grid32 = on_the_grid(rows, n, |e| f64::from((e as f32).next_up()), |e| f64::from((e as f32).next_down()));
+    let grid64 = on_the_grid(rows, n, f64::next_up, f64::next_down);
+    let random: Vec<f64> = random.iter().map(|&v| f64::from(v)).collect();
+    for (x64, x32_holds_it) in [(grid32, true), (grid64, false), (random, true)] {
+        let x32: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
+        for spec in ["nvfp4", "nvfp4:notensor", "nvfp4:b32"] {
+            let s = Nvfp4::parse(spec).unwrap();
+            for mode in RoundingMode::DETERMINISTIC {
+                let cfg = Rounding::new(mode);
+                let (codes, scales, t) = reference_nvfp4(&s, &x64, rows, !spec.contains("notensor"), mode);
+                let q = s.quantize(&cfg, &x64, &[rows, n], 1).unwrap(); // the float64 batch path
+                assert_eq!(q.tensor_scale, t, "{spec}: tensor scale");
+                assert_eq!((&q.scales, &q.codes), (&scales, &codes), "{spec} {mode}: float64 data");
+                if !x32_holds_it {
+                    continue;
+                }
+                let q = s.quantize(&cfg, &x32, &[rows, n], 1).unwrap();
+                assert_eq!(q.tensor_scale, t, "{spec}: tensor scale");
+                assert_eq!(q.scales, scales, "{spec} {mode}: scales");
+                assert_eq!(q.codes, codes, "{spec} {mode}: codes");
+                // The packed route (rows of even length: batches start on whole bytes) gives the same tensor.
+                let scheme = Scheme::Nvfp4(s.clone());
+                let even = &x32[..rows * (n - 1)];
+                let t = QuantizedTensor::quantize(&scheme, &cfg, even, &[rows, n - 1], 1).unwrap();
+                let q = s.quantize(&cfg, even, &[rows, n - 1], 1).unwrap();
+                assert_eq!(t, QuantizedTensor::pack(&scheme, &Quantized::Nvfp4(q)).unwrap(), "{spec} {mode}");
             }
         }
     }

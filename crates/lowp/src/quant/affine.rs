@@ -345,12 +345,7 @@ impl AffineInt {
 
     /// The error for a NaN at `index`: an integer code has no NaN.
     fn nan_at(&self, index: usize) -> Error {
-        Error::NotRepresentable {
-            value: f64::NAN,
-            index,
-            format: self.to_string(),
-            why: "integer codes have no NaN",
-        }
+        Error::NotRepresentable { value: f64::NAN, index, format: self.to_string(), why: "integer codes have no NaN" }
     }
 }
 
@@ -405,7 +400,7 @@ fn nearest_even_codes<T: Element>(x: &[T], s: f64, z: i32, lo: i32, hi: i32, cod
 /// (the addition rounds to a multiple of 1, ties to even). Larger magnitudes, infinities included, come out
 /// as large magnitudes of the same sign, which is all the callers need: they clamp to the code range.
 #[inline(always)]
-fn round_ties_even_fast(q: f64) -> f64 {
+pub(crate) fn round_ties_even_fast(q: f64) -> f64 {
     const SHIFT: f64 = 6755399441055744.0; // 1.5 * 2^52
     (q + SHIFT) - SHIFT
 }
@@ -598,7 +593,8 @@ mod tests {
             xs.retain(|v| !v.is_nan());
             let x32: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
             for (z, lo, hi) in [(0, -8, 7), (0, -127, 127), (9, 0, 15), (3, 0, 255)] {
-                let want = |v: f64| ((v / s).round_ties_even() + f64::from(z)).clamp(f64::from(lo), f64::from(hi)) as i32;
+                let want =
+                    |v: f64| ((v / s).round_ties_even() + f64::from(z)).clamp(f64::from(lo), f64::from(hi)) as i32;
                 let mut got = vec![0; xs.len()];
                 nearest_even_codes(&xs, s, z, lo, hi, &mut got);
                 for (v, c) in xs.iter().zip(&got) {

@@ -102,6 +102,30 @@ impl<C> Codes<C> {
     }
 }
 
+/// A run of elements of a batch (from its element `at`, `len` of them) that share one operand `by` (a
+/// block's divisor or factor): batch kernels take a list of them, one call per batch rather than per block.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span {
+    pub(crate) at: usize,
+    pub(crate) len: usize,
+    pub(crate) by: f64,
+}
+
+/// `f` on `n` zeros of float64 scratch memory kept by the thread between calls: a batch's 128 KB buffer is
+/// past the allocator's threshold for fresh pages from the system, which a new buffer per batch paid for in
+/// page faults. (The buffer is taken out while in use, so a nested call just allocates its own.)
+pub(crate) fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut buf = SCRATCH.take();
+    buf.clear();
+    buf.resize(n, 0.0);
+    let out = f(&mut buf);
+    SCRATCH.set(buf);
+    out
+}
+
 /// Elements per batch of whole blocks handed to one thread.
 const BATCH: usize = 1 << 14;
 
@@ -253,6 +277,13 @@ impl Layout {
         batches.into_par_iter().for_each(|(b0, i0, e, b)| f(b0, i0, e, b));
     }
 
+    /// Whether [`par_batches_packed`](Self::par_batches_packed) runs with `bits` bits per value: a
+    /// [`contiguous`](Self::contiguous) layout whose batches all start on a byte boundary.
+    pub(crate) fn packs(&self, bits: u32) -> bool {
+        self.contiguous()
+            && self.batches().iter().all(|&(_, _, i0, _)| (i0 as u128 * u128::from(bits)).is_multiple_of(8))
+    }
+
     /// [`par_batches`](Self::par_batches) writing the per-element results straight into their packed form:
     /// each batch fills a scratch slice of its own, whose values `low(c)` are then packed `bits` to a value
     /// into the batch's bytes of the result. Saves a tensor-sized intermediate array and a pass over it. None
@@ -266,11 +297,11 @@ impl Layout {
         low: impl Fn(C) -> u64 + Sync,
     ) -> Option<Vec<u8>> {
         debug_assert!(self.contiguous() && per_block.len() == self.blocks());
-        let spans = self.batches();
-        let bit = |i: usize| i as u128 * u128::from(bits);
-        if spans.iter().any(|&(_, _, i0, _)| bit(i0) % 8 != 0) {
+        if !self.packs(bits) {
             return None;
         }
+        let spans = self.batches();
+        let bit = |i: usize| i as u128 * u128::from(bits);
         let mut packed = vec![0u8; packed_bytes(self.len(), bits)];
         let mut batches = Vec::with_capacity(spans.len());
         let (mut bytes, mut blocks) = (&mut packed[..], per_block);

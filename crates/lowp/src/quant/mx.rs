@@ -2,14 +2,14 @@
 //! X = 2^e; each element stores x / X in a small float format (or, for MXINT8, 1.6 fixed point).
 
 use super::fixed::{FixedPoint, Overflow};
-use super::layout::{finite_amax, Codes, Layout};
+use super::layout::{finite_amax, with_scratch, Codes, Layout, Span};
 use super::{exponent_of, Granularity};
 use crate::error::{Error, Result};
 use crate::format::pow2;
 use crate::round::{check_len, isa_dispatched, Encoder};
 use crate::Typed;
-use std::ops::Range;
 use crate::{round_value, Element, Format, Rounding};
+use std::ops::Range;
 
 /// How the shared exponent follows from the block's largest magnitude amax.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -245,28 +245,26 @@ impl Mx {
             if T::DTYPE == "float32" && !cfg.mode.is_stochastic() { Some(Encoder::<f32>::new(&f, cfg)?) } else { None };
         let mut scales = vec![0u8; layout.blocks()];
         let work = |b0: usize, i0: usize, codes: &mut [u8], scales: &mut [u8]| {
-            // Block k of the batch: its elements' positions in the batch and in x, and 2^-e (none for NaN
-            // blocks).
-            let blocks: Vec<(Range<usize>, Range<usize>, Option<f64>)> = layout
+            // Block k of the batch: its elements' positions in the batch, and 2^-e (none for NaN blocks).
+            let blocks: Vec<(Range<usize>, Option<f64>)> = layout
                 .block_ranges(b0, scales.len())
                 .zip(scales.iter_mut())
                 .map(|(r, sc)| {
                     let (amax, special) = finite_amax(&x[r.clone()], |v| !self.holds(v));
                     let e = self.shared_exponent(amax);
                     *sc = if special { E8M0_NAN } else { (e + 127) as u8 };
-                    (r.start - i0..r.end - i0, r, (!special).then(|| pow2(-e)))
+                    (r.start - i0..r.end - i0, (!special).then(|| pow2(-e)))
                 })
                 .collect();
-            let in_f32 = match (&enc32, T::typed(x)) {
-                (Some(enc), Typed::F32(x)) => {
+            let spans: Vec<Span> = blocks
+                .iter()
+                .filter_map(|(local, factor)| factor.map(|by| Span { at: local.start, len: local.len(), by }))
+                .collect();
+            let xb = &x[i0..i0 + codes.len()];
+            let in_f32 = match (&enc32, T::typed(xb)) {
+                (Some(enc), Typed::F32(xb)) => {
                     let mut scaled = vec![0.0f32; codes.len()];
-                    let mut exact = true;
-                    for (local, r, factor) in &blocks {
-                        if let Some(factor) = factor {
-                            // A power of two within float32's range: exact.
-                            exact &= scale_f32(&x[r.clone()], *factor as f32, &mut scaled[local.clone()]);
-                        }
-                    }
+                    let exact = scale_f32(xb, &spans, &mut scaled);
                     if exact {
                         enc.encode_at(i0 as u64, &scaled, codes);
                     }
@@ -275,17 +273,17 @@ impl Mx {
                 _ => false,
             };
             if !in_f32 {
-                let mut scaled = vec![0.0f64; codes.len()];
-                for (local, r, factor) in &blocks {
-                    if let Some(factor) = factor {
-                        for (d, v) in scaled[local.clone()].iter_mut().zip(&x[r.clone()]) {
-                            *d = v.to_f64() * factor;
+                with_scratch(codes.len(), |scaled| {
+                    for sp in &spans {
+                        let r = sp.at..sp.at + sp.len;
+                        for (d, v) in scaled[r.clone()].iter_mut().zip(&xb[r]) {
+                            *d = v.to_f64() * sp.by;
                         }
                     }
-                }
-                enc64.encode_at(i0 as u64, &scaled, codes);
+                    enc64.encode_at(i0 as u64, scaled, codes);
+                });
             }
-            for (local, _, factor) in &blocks {
+            for (local, factor) in &blocks {
                 if factor.is_none() {
                     codes[local.clone()].fill(0); // the whole block decodes to NaN
                 }
@@ -334,14 +332,18 @@ impl Mx {
 }
 
 isa_dispatched! {
-/// `out = x * factor` (a power of two), and whether every product is exact: false when a nonzero input came
-/// out below float32's normal range, where it may have lost bits or all of them (the definition's float64
-/// value is then another). Compiled per instruction set.
-fn scale_f32(x: &[f32], factor: f32, out: &mut [f32]) -> bool {
+/// `out = x * factor` over each span (factors are powers of two), and whether every product is exact: false
+/// when a nonzero input came out below float32's normal range, where it may have lost bits or all of them
+/// (the definition's float64 value is then another). Compiled per instruction set.
+fn scale_f32(x: &[f32], spans: &[Span], out: &mut [f32]) -> bool {
     let mut tiny = false;
-    for (d, &v) in out.iter_mut().zip(x) {
-        *d = v * factor;
-        tiny |= (d.abs() < f32::MIN_POSITIVE) & (v != 0.0);
+    for sp in spans {
+        let factor = sp.by as f32; // a power of two within float32's range: exact
+        let r = sp.at..sp.at + sp.len;
+        for (d, &v) in out[r.clone()].iter_mut().zip(&x[r]) {
+            *d = v * factor;
+            tiny |= (d.abs() < f32::MIN_POSITIVE) & (v != 0.0);
+        }
     }
     !tiny
 }

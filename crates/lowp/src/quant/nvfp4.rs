@@ -2,11 +2,15 @@
 //! optionally under one float32 tensor scale amax_tensor / (448 * 6) that divides the block scales before their
 //! e4m3 rounding.
 
-use super::layout::Layout;
+use super::affine::round_ties_even_fast;
+use super::keep_first;
+use super::layout::{finite_amax, with_scratch, Codes, Layout, Span};
 use super::Granularity;
 use crate::error::{Error, Result};
-use crate::round::{check_len, Encoder};
-use crate::{round_value, Element, Format, Rounding, RoundingMode};
+use crate::round::{check_len, isa_dispatched, Encoder};
+use crate::{round_value, Element, Format, Rounding, RoundingMode, Typed};
+use rayon::prelude::*;
+use std::ops::Range;
 
 /// The e4m3fn NaN code, used as the scale of a block holding NaN or an infinity (e2m1 has neither).
 const SCALE_NAN: u8 = 0x7F;
@@ -109,74 +113,266 @@ impl Nvfp4 {
         shape: &[usize],
         axis: usize,
     ) -> Result<Nvfp4Quantized> {
+        let (codes, scales, tensor_scale) =
+            self.quantize_with(cfg, x, shape, axis, None)?.expect("unpacked always runs");
+        let codes = codes.each();
+        Ok(Nvfp4Quantized { scheme: self.clone(), shape: shape.to_vec(), axis, codes, scales, tensor_scale })
+    }
+
+    /// [`quantize`](Self::quantize) straight into the packed codes, with the scale codes and the tensor
+    /// scale, for the layouts with the batch path (None otherwise): what
+    /// [`QuantizedTensor::quantize`](super::QuantizedTensor::quantize) uses.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn quantize_packed<T: Element>(
+        &self,
+        cfg: &Rounding,
+        x: &[T],
+        shape: &[usize],
+        axis: usize,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>, f32)>> {
+        Ok(match self.quantize_with(cfg, x, shape, axis, Some(4))? {
+            Some((Codes::Packed(codes), scales, t)) => Some((codes, scales, t)),
+            _ => None,
+        })
+    }
+
+    /// [`quantize`](Self::quantize), with the codes packed `pack` bits to a value when asked (None when the
+    /// layout does not allow it).
+    #[allow(clippy::type_complexity)]
+    fn quantize_with<T: Element>(
+        &self,
+        cfg: &Rounding,
+        x: &[T],
+        shape: &[usize],
+        axis: usize,
+        pack: Option<u32>,
+    ) -> Result<Option<(Codes<u8>, Vec<u8>, f32)>> {
         super::check_no_flip(cfg)?;
         let layout = Layout::new(shape, axis, Granularity::Group(self.block))?;
         check_len(layout.len(), x.len())?;
+        if pack.is_some_and(|bits| !layout.packs(bits)) {
+            return Ok(None); // before any work: the caller takes the unpacked route
+        }
         let e4m3 = Format::parse("float8_e4m3fn")?.with_saturation(true);
         let e2m1 = Format::parse("float4_e2m1fn")?.with_saturation(true); // as it does anyway: no inf or NaN
-        let nb = layout.blocks();
-        let (amax, special) = layout.block_amax(x, |_| true); // e2m1 holds neither NaN nor inf
-        let tensor_amax = amax.iter().cloned().fold(0.0, f64::max);
-        let t = if self.tensor_scale && tensor_amax > 0.0 {
-            let t = (tensor_amax / (448.0 * 6.0)) as f32; // nearest float32
-            if t == 0.0 {
-                f32::from_bits(1) // below float32's range: its smallest positive value
-            } else if t.is_infinite() {
-                f32::MAX // float64 data beyond 2688 * float32's max: the largest finite scale (blocks saturate)
-            } else {
-                t
+        let t = if self.tensor_scale { tensor_scale(finite_amax_par(x)) } else { 1.0 };
+        let values: Vec<f64> = (0..256).map(|c| e4m3.decode_code(c)).collect(); // one decode per code
+                                                                                // Block scales: (amax / 6) / t rounded to e4m3fn in one bulk encode (the same rounding as one value at
+                                                                                // a time); NaN blocks get the NaN code, and their elements scale 0 (stored as zeros).
+        let block_scales = |amax: &[f64], special: &[bool], out: &mut [u8]| -> Result<()> {
+            let raw: Vec<f64> =
+                amax.iter().zip(special).map(|(&a, &s)| if s { 0.0 } else { a / 6.0 / f64::from(t) }).collect();
+            crate::encode(&e4m3, &Rounding::new(RoundingMode::NearestEven), &raw, out)?;
+            special.iter().zip(out).filter(|(&s, _)| s).for_each(|(_, c)| *c = SCALE_NAN);
+            Ok(())
+        };
+        let scale_of = |code: u8| if code == SCALE_NAN { 0.0 } else { values[usize::from(code)] };
+        let mut scales = vec![0u8; layout.blocks()];
+        let codes = if layout.contiguous() {
+            // Batches of blocks, each in one visit: the blocks' amax and scales, each element's quotient by its
+            // scale, then one bulk encode: the same roundings, with the same random draws, as the
+            // element-by-element loop below.
+            let encoder = Encoder::<f64>::new(&e2m1, cfg)?;
+            let enc32 = if cfg.mode.is_stochastic() { None } else { Some(Encoder::<f32>::new(&e2m1, cfg)?) };
+            let grid = e2m1.min_subnormal() / 2.0; // e2m1's values and rounding boundaries are multiples of it
+            let failed = std::sync::Mutex::new(None);
+            let work = |b0: usize, i0: usize, codes: &mut [u8], scales: &mut [u8]| {
+                let ranges: Vec<Range<usize>> = layout.block_ranges(b0, scales.len()).collect();
+                let (amax, special): (Vec<f64>, Vec<bool>) =
+                    ranges.iter().map(|r| finite_amax(&x[r.clone()], |_| true)).unzip(); // e2m1: no NaN, no inf
+                if let Err(e) = block_scales(&amax, &special, scales) {
+                    return keep_first(&failed, b0, e);
+                }
+                // Each block's divisor s * t (exact: 4 + 24 bits); blocks with scale 0 or NaN store zeros.
+                let spans: Vec<Span> = ranges
+                    .iter()
+                    .zip(scales.iter())
+                    .map(|(r, &code)| Span { at: r.start - i0, len: r.len(), by: scale_of(code) * f64::from(t) })
+                    .filter(|sp| sp.by != 0.0)
+                    .collect();
+                let xb = &x[i0..i0 + codes.len()];
+                if let (Some(enc), Typed::F32(xf)) = (&enc32, T::typed(xb)) {
+                    let mut scaled = vec![0.0f32; codes.len()];
+                    let mut patch = Vec::new();
+                    quotients_f32(xf, &spans, grid, &mut scaled, &mut patch);
+                    enc.encode_at(i0 as u64, &scaled, codes);
+                    // The few elements without a float32 stand-in, rounded one at a time from the quotient.
+                    for j in patch {
+                        let b = ranges.partition_point(|r| r.end <= i0 + j);
+                        let q = xb[j].to_f64() / (scale_of(scales[b]) * f64::from(t));
+                        match round_value(&e2m1, cfg, q, (i0 + j) as u64) {
+                            Ok(v) => codes[j] = crate::codes::code_of(&e2m1, v).unwrap_or(0) as u8,
+                            Err(e) => return keep_first(&failed, b0 + b, e),
+                        }
+                    }
+                    return;
+                }
+                with_scratch(codes.len(), |scaled| {
+                    quotients(xb, &spans, grid, !cfg.mode.is_stochastic(), scaled);
+                    encoder.encode_at(i0 as u64, scaled, codes);
+                });
+            };
+            let codes = layout.run_batches(pack, &mut scales, work, u64::from);
+            if let Some((_, e)) = failed.into_inner().expect("no panic while held") {
+                return Err(e);
+            }
+            match codes {
+                Some(codes) => codes,
+                None => return Ok(None),
             }
         } else {
-            1.0
+            let (amax, special) = layout.block_amax(x, |_| true);
+            block_scales(&amax, &special, &mut scales)?;
+            Codes::Each(
+                x.iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let s = scale_of(scales[layout.block(i)]);
+                        if s == 0.0 {
+                            return Ok(0);
+                        }
+                        let q = v.to_f64() / (s * f64::from(t)); // the product is exact: 4 + 24 bits
+                        let r = round_value(&e2m1, cfg, q, i as u64)?;
+                        Ok(crate::codes::code_of(&e2m1, r).unwrap_or(0) as u8)
+                    })
+                    .collect::<Result<Vec<u8>>>()?,
+            )
         };
-        let rne = Rounding::new(RoundingMode::NearestEven);
-        // Block scales: (amax / 6) / t rounded to e4m3fn, all in one bulk encode (the same rounding as one value
-        // at a time). NaN blocks get the NaN code and scale 0 for the elements.
-        let raw: Vec<f64> =
-            amax.iter().zip(&special).map(|(&a, &s)| if s { 0.0 } else { a / 6.0 / f64::from(t) }).collect();
-        let mut scales = vec![0u8; nb];
-        crate::encode(&e4m3, &rne, &raw, &mut scales)?;
-        let values: Vec<f64> = (0..256).map(|c| e4m3.decode_code(c)).collect(); // one decode per code
-        let mut scale_vals: Vec<f64> = scales.iter().map(|&c| values[usize::from(c)]).collect();
-        for (b, _) in special.iter().enumerate().filter(|(_, &s)| s) {
-            (scales[b], scale_vals[b]) = (SCALE_NAN, 0.0);
+        Ok(Some((codes, scales, t)))
+    }
+}
+
+isa_dispatched! {
+/// For float32 data in deterministic modes: `out[i]` = x[i] / d as a float32 value that rounds like the
+/// float64 quotient in every deterministic mode, for formats whose values and rounding boundaries are all
+/// multiples of `grid`. The product x[i] * (1 / d) is within 3 units of the 53rd bit of the quotient; when it
+/// is further than 2^-20 of its magnitude from every multiple of `grid` and within float32's normal range,
+/// its float32 rounding (off by at most 2^-24 of it) stays strictly between the same two multiples as the
+/// quotient. Otherwise the quotient itself is taken if float32 holds it exactly (zeros, values on the grid),
+/// and failing that the element's index (offset by `base`) goes to `patch`, for the caller to round alone.
+/// Compiled per instruction set.
+fn quotients_f32(x: &[f32], spans: &[Span], grid: f64, out: &mut [f32], patch: &mut Vec<usize>) {
+    for sp in spans {
+        let r = sp.at..sp.at + sp.len;
+        quotients_f32_in(&x[r.clone()], sp.by, grid, &mut out[r], sp.at, patch);
+    }
+}
+}
+
+/// [`quotients_f32`] of one span, whose first element is element `base` of the batch.
+#[inline(always)]
+fn quotients_f32_in(x: &[f32], d: f64, grid: f64, out: &mut [f32], base: usize, patch: &mut Vec<usize>) {
+    const LANES: usize = 16;
+    let r = 1.0 / d;
+    let per_grid = 1.0 / grid; // a power of two: exact
+    let by_product = r.is_normal();
+    let fast = |v: f32| -> (f32, bool) {
+        const MARGIN: f64 = 1.0 / 1048576.0; // 2^-20
+        const BIG: f64 = 281474976710656.0; // 2^48
+        const TINY: f64 = 1.0 / 1267650600228229401496703205376.0; // 2^-100
+        let q = f64::from(v) * r;
+        let g = q * per_grid;
+        let from_grid = (g - round_ties_even_fast(g)).abs();
+        (q as f32, by_product & (from_grid > g.abs() * MARGIN) & (g.abs() < BIG) & (g.abs() > TINY))
+    };
+    let mut slow = |at: usize, xs: &[f32], os: &mut [f32]| {
+        for (j, (&v, o)) in xs.iter().zip(os.iter_mut()).enumerate() {
+            let (q, ok) = fast(v);
+            if ok {
+                *o = q;
+                continue;
+            }
+            let q = f64::from(v) / d;
+            *o = q as f32;
+            if f64::from(*o) != q {
+                patch.push(base + at + j);
+            }
         }
-        let codes = if layout.contiguous() {
-            // Batches of blocks divided by their scales in float64 and encoded in one go: the same roundings,
-            // with the same random draws, as the element-by-element loop below.
-            let encoder = Encoder::<f64>::new(&e2m1, cfg)?;
-            let mut codes = vec![0u8; x.len()];
-            let mut per_block: Vec<(u8, f64)> = scales.iter().copied().zip(scale_vals.iter().copied()).collect();
-            layout.par_batches(&mut codes, &mut per_block, |b0, i0, codes, blocks| {
-                let mut scaled = vec![0.0f64; codes.len()];
-                for (k, &(code, s)) in blocks.iter().enumerate() {
-                    if code == SCALE_NAN || s == 0.0 {
-                        continue; // zeros
-                    }
-                    let r = layout.block_range(b0 + k);
-                    let st = s * f64::from(t); // exact: 4 + 24 bits
-                    for (d, v) in scaled[r.start - i0..r.end - i0].iter_mut().zip(&x[r]) {
-                        *d = v.to_f64() / st;
-                    }
-                }
-                encoder.encode_at(i0 as u64, &scaled, codes);
-            });
-            codes
-        } else {
-            x.iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    let b = layout.block(i);
-                    if scales[b] == SCALE_NAN || scale_vals[b] == 0.0 {
-                        return Ok(0);
-                    }
-                    let q = v.to_f64() / (scale_vals[b] * f64::from(t)); // the product is exact: 4 + 24 bits
-                    let r = round_value(&e2m1, cfg, q, i as u64)?;
-                    Ok(crate::codes::code_of(&e2m1, r).unwrap_or(0) as u8)
-                })
-                .collect::<Result<Vec<u8>>>()?
-        };
-        Ok(Nvfp4Quantized { scheme: self.clone(), shape: shape.to_vec(), axis, codes, scales, tensor_scale: t })
+    };
+    let mut xs = x.chunks_exact(LANES);
+    let mut os = out.chunks_exact_mut(LANES);
+    for (k, (xs, os)) in (&mut xs).zip(&mut os).enumerate() {
+        let mut all = true;
+        for j in 0..LANES {
+            let (q, ok) = fast(xs[j]);
+            os[j] = q;
+            all &= ok;
+        }
+        if !all {
+            slow(k * LANES, xs, os);
+        }
+    }
+    let at = x.len() - xs.remainder().len();
+    slow(at, xs.remainder(), os.into_remainder());
+}
+
+/// The tensor scale of a tensor whose largest finite magnitude is `amax`: amax / (448 * 6) to the nearest
+/// float32, kept within float32's positive finite range; 1 for a tensor with no nonzero finite value.
+fn tensor_scale(amax: f64) -> f32 {
+    if amax == 0.0 {
+        return 1.0;
+    }
+    let t = (amax / (448.0 * 6.0)) as f32; // nearest float32
+    if t == 0.0 {
+        f32::from_bits(1) // below float32's range: its smallest positive value
+    } else if t.is_infinite() {
+        f32::MAX // float64 data beyond 2688 * float32's max: the largest finite scale (blocks saturate)
+    } else {
+        t
+    }
+}
+
+/// The largest finite magnitude of `x` (0 when there is none), in parallel over chunks.
+fn finite_amax_par<T: Element>(x: &[T]) -> f64 {
+    x.par_chunks(1 << 16).map(|c| finite_amax(c, |_| false).0).reduce(|| 0.0, f64::max)
+}
+
+isa_dispatched! {
+/// `out[i]` = x[i] / d in float64, or (with `shortcut`) a value that every deterministic rounding to a format
+/// whose values and rounding boundaries are all multiples of `grid` rounds alike; compiled per instruction set.
+///
+/// The shortcut takes x[i] * (1 / d), a multiplication instead of a division (several times the
+/// throughput). It is within 3 units of the 53rd bit of the float64 quotient (1 / d, the product and the
+/// quotient each round once), so when it is further than 2^-50 of its magnitude from every multiple of
+/// `grid`, the quotient lies strictly between the same two multiples: both are inexact and round to the same
+/// value in every deterministic mode. Lanes of 16 with an element that is not (or with 1 / d not a normal
+/// number) are redone with the division. Stochastic modes use the fraction itself: they need the quotient.
+fn quotients<T: Element>(x: &[T], spans: &[Span], grid: f64, shortcut: bool, out: &mut [f64]) {
+    for sp in spans {
+        quotients_in(&x[sp.at..sp.at + sp.len], sp.by, grid, shortcut, &mut out[sp.at..sp.at + sp.len]);
+    }
+}
+}
+
+/// [`quotients`] of one span.
+#[inline(always)]
+fn quotients_in<T: Element>(x: &[T], d: f64, grid: f64, shortcut: bool, out: &mut [f64]) {
+    const MARGIN: f64 = 1.0 / 1125899906842624.0; // 2^-50
+    const BIG: f64 = 281474976710656.0; // 2^48: below it, round_ties_even_fast is exact
+    const LANES: usize = 16;
+    let r = 1.0 / d;
+    let per_grid = 1.0 / grid; // a power of two: exact
+    let by_product = shortcut && r.is_normal();
+    let mut xs = x.chunks_exact(LANES);
+    let mut os = out.chunks_exact_mut(LANES);
+    for (xs, os) in (&mut xs).zip(&mut os) {
+        let mut near = !by_product;
+        for j in 0..LANES {
+            let q = xs[j].to_f64() * r;
+            let g = q * per_grid;
+            let from_grid = (g - round_ties_even_fast(g)).abs();
+            let far = (from_grid > g.abs() * MARGIN) & (g.abs() < BIG); // false for NaN: near
+            near |= !far;
+            os[j] = q;
+        }
+        if near {
+            for j in 0..LANES {
+                os[j] = xs[j].to_f64() / d;
+            }
+        }
+    }
+    for (o, v) in os.into_remainder().iter_mut().zip(xs.remainder()) {
+        *o = v.to_f64() / d;
     }
 }
 
@@ -209,5 +405,60 @@ impl std::fmt::Display for Nvfp4 {
             f.write_str(":notensor")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{quotients, quotients_f32};
+    use crate::quant::layout::Span;
+
+    /// The interval of the grid of multiples of `grid` that `q` lies in: (k, true) for q = k * grid,
+    /// (k, false) for k * grid < q < (k + 1) * grid.
+    fn cell(q: f64, grid: f64) -> (f64, bool) {
+        let k = (q / grid).floor(); // exact for the small multiples used here
+        (k, q == k * grid)
+    }
+
+    #[test]
+    fn shortcut_quotients_stay_in_the_quotients_grid_cell() {
+        // Every deterministic rounding to e2m1 depends only on the cell of the grid of multiples of 0.25 that
+        // the value lies in; the shortcuts must keep the float64 quotient's cell, or hand the element back.
+        let grid = 0.25;
+        let divisors = [0.1, 1.0 / 3.0, 448.0 * 1.1920929e-7, 1.375 * 3.7252903e-9, 0.875, 6.0 * 0.3];
+        for &d in &divisors {
+            let mut x64: Vec<f64> = Vec::new();
+            for k in -40..=40 {
+                let mut v = f64::from(k) * grid * d;
+                for _ in 0..6 {
+                    v = v.next_down();
+                }
+                for _ in 0..13 {
+                    x64.push(v);
+                    v = v.next_up();
+                }
+            }
+            let spans = [Span { at: 0, len: x64.len(), by: d }];
+            let mut out = vec![0.0; x64.len()];
+            quotients(&x64, &spans, grid, true, &mut out);
+            for (v, o) in x64.iter().zip(&out) {
+                assert_eq!(cell(*o, grid), cell(v / d, grid), "float64 {v:e} / {d:e}");
+            }
+            let x32: Vec<f32> = (-40..=40)
+                .flat_map(|k| {
+                    let v = (f64::from(k) * grid * d) as f32;
+                    [v.next_down().next_down(), v.next_down(), v, v.next_up(), v.next_up().next_up()]
+                })
+                .collect();
+            let spans = [Span { at: 0, len: x32.len(), by: d }];
+            let (mut out, mut patch) = (vec![0.0f32; x32.len()], Vec::new());
+            quotients_f32(&x32, &spans, grid, &mut out, &mut patch);
+            for (i, (v, o)) in x32.iter().zip(&out).enumerate() {
+                if !patch.contains(&i) {
+                    let q = f64::from(*v) / d;
+                    assert_eq!(cell(f64::from(*o), grid), cell(q, grid), "float32 {v:e} / {d:e}");
+                }
+            }
+        }
     }
 }

@@ -158,6 +158,15 @@ impl QuantizedTensor {
                 }
                 parts
             }
+            Scheme::Nvfp4(s) => {
+                let Some((codes, scales, t)) = s.quantize_packed(cfg, x, shape, axis)? else { return Ok(None) };
+                let specs = specs(scheme, shape, axis)?;
+                let mut parts = vec![raw(&specs[0], codes), raw(&specs[1], scales)];
+                if let Some(spec) = specs.get(2) {
+                    parts.push(raw(spec, t.to_bits().to_le_bytes().to_vec()));
+                }
+                parts
+            }
             _ => return Ok(None),
         };
         let t = QuantizedTensor { scheme: scheme.clone(), shape: shape.to_vec(), axis, parts };

@@ -28,8 +28,8 @@ mod mode;
 pub mod reference;
 pub mod rng;
 
-pub(crate) use kernel::{isa_dispatched, prefetch};
 pub use kernel::Isa;
+pub(crate) use kernel::{isa_dispatched, prefetch};
 pub use mode::{BitFlip, FlipScope, Rounding, RoundingMode};
 
 use rayon::prelude::*;
