@@ -149,6 +149,7 @@ impl Mx {
     }
 
     /// emax of the element type: floor(log2(max)) (e5m2 15, e4m3fn 8, e3m2 4, e2m3 2, e2m1 2, int8 0).
+    #[inline]
     pub fn emax_elem(&self) -> i32 {
         match &self.element {
             MxElement::Float(f) => f.emax(),
@@ -164,6 +165,7 @@ impl Mx {
     }
 
     /// The shared exponent of a block whose largest finite magnitude is `amax`, clamped to [-127, 127].
+    #[inline]
     pub fn shared_exponent(&self, amax: f64) -> i32 {
         if amax == 0.0 || !amax.is_finite() {
             return -127;

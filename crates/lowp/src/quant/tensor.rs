@@ -11,6 +11,7 @@ use super::layout::Layout;
 use super::{BfpQuantized, CodebookQuantized, MxElement, MxQuantized, Nvfp4Quantized, QuantizedInt};
 use super::{Granularity, Quantized, Scheme, Symmetry};
 use crate::codes::code_of;
+use crate::round::isa_dispatched;
 use crate::error::{Error, Result};
 use crate::{Element, Format, Rounding};
 use rayon::prelude::*;
@@ -712,17 +713,24 @@ fn pack_par<V: Copy + Sync>(values: &[V], bits: u32, bits_of: impl Fn(&V) -> u64
     out
 }
 
-/// Packs `low(v)` of every value (its low `bits` bits) into `out`, which holds exactly their bytes.
+isa_dispatched! {
+/// Packs `low(v)` of every value (its low `bits` bits) into `out`, which holds exactly their bytes. The
+/// common widths run loops the compiler vectorizes, compiled per instruction set.
 pub(crate) fn pack_into<V: Copy>(values: &[V], bits: u32, low: impl Fn(V) -> u64, out: &mut [u8]) {
     match bits {
-        // The common widths, in loops the compiler vectorizes.
-        4 => out
-            .iter_mut()
-            .zip(values.chunks(2))
-            .for_each(|(o, p)| *o = (low(p[0]) & 0xF | p.get(1).map_or(0, |&h| (low(h) & 0xF) << 4)) as u8),
+        4 => {
+            let pairs = values.chunks_exact(2);
+            if let [last] = pairs.remainder() {
+                out[values.len() / 2] = (low(*last) & 0xF) as u8;
+            }
+            for (o, p) in out.iter_mut().zip(pairs) {
+                *o = (low(p[0]) & 0xF | (low(p[1]) & 0xF) << 4) as u8;
+            }
+        }
         8 => out.iter_mut().zip(values).for_each(|(o, &v)| *o = low(v) as u8),
         _ => out.copy_from_slice(&pack_bits(values.iter().map(|&v| low(v)), bits, values.len())),
     }
+}
 }
 
 /// Packs the low `bits` bits of each value, least-significant bit first.
