@@ -338,7 +338,19 @@ fn float32_data_over_many_batches_matches_the_reference() {
     // giving the same tensor as packing the unpacked result.
     let mut rng = TestRng::new(12);
     let (rows, n) = (9, 4001);
-    let x32: Vec<f32> = tensor(&mut rng, rows * n).iter().map(|&v| v as f32).collect();
+    // Magnitudes changing from group to group, skewed signs, a rare outlier and tiny values: codes spread
+    // over the whole range (`tensor`'s outlier every 97 elements would put most codes at the zero point).
+    let x32: Vec<f32> = (0..rows * n)
+        .map(|i| {
+            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let v = (u - 0.4) * 2f64.powi((i / 100 % 9) as i32 - 4);
+            (match i % 1009 {
+                0 => 50.0,
+                7 => 1e-7,
+                _ => v,
+            }) as f32
+        })
+        .collect();
     let x64: Vec<f64> = x32.iter().map(|&v| f64::from(v)).collect();
     for spec in
         ["int4:g128:asym", "int3:g32:sym", "int8:g64:sym:full", "int2:g16:asym:scale=bf16", "int4:g128:sym:scale=e8m0"]
@@ -361,6 +373,10 @@ fn float32_data_over_many_batches_matches_the_reference() {
                     "{spec} {mode} rows of {len}"
                 );
             }
+            // One odd-length row: every batch but the last is a whole number of bytes, the last ends mid-byte.
+            let t = QuantizedTensor::quantize(&scheme, &cfg, &x32, &[rows * n], 0).unwrap();
+            let q = s.quantize(&cfg, &x32, &[rows * n], 0).unwrap();
+            assert_eq!(t, QuantizedTensor::pack(&scheme, &Quantized::Int(q)).unwrap(), "{spec} {mode} one row");
         }
     }
 }
