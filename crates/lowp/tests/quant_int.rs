@@ -376,6 +376,10 @@ fn float32_data_over_many_batches_matches_the_reference() {
             // One odd-length row: every batch but the last is a whole number of bytes, the last ends mid-byte.
             let t = QuantizedTensor::quantize(&scheme, &cfg, &x32, &[rows * n], 0).unwrap();
             let q = s.quantize(&cfg, &x32, &[rows * n], 0).unwrap();
+            let (mut a, mut b) = (vec![0f32; x32.len()], vec![0f32; x32.len()]);
+            t.dequantize(&mut a).unwrap(); // from the packed parts, batch by batch (the last one odd)
+            q.dequantize(&mut b).unwrap();
+            assert!(a.iter().zip(&b).all(|(u, v)| u.to_bits() == v.to_bits()), "{spec} {mode}: dequantized");
             assert_eq!(t, QuantizedTensor::pack(&scheme, &Quantized::Int(q)).unwrap(), "{spec} {mode} one row");
         }
     }

@@ -7,12 +7,12 @@
 //! little-endian number. For widths of 8, 16, 32 and 64 bits that is the plain little-endian array, so such
 //! parts are ordinary arrays to any reader; narrower widths are what [`crate::pack`] produces.
 
-use super::layout::Layout;
+use super::layout::{Layout, Span};
 use super::{BfpQuantized, CodebookQuantized, MxElement, MxQuantized, Nvfp4Quantized, QuantizedInt};
 use super::{Granularity, Quantized, Scheme, Symmetry};
 use crate::codes::code_of;
-use crate::round::isa_dispatched;
 use crate::error::{Error, Result};
+use crate::round::isa_dispatched;
 use crate::{Element, Format, Rounding};
 use rayon::prelude::*;
 
@@ -528,20 +528,35 @@ impl DecodePlan {
         self.layout.par_batches(out, &mut blocks, |b0, i0, out, blocks| {
             let mut c = vec![0u8; out.len()];
             unpack_into(&codes.data, codes.bits, i0, &mut c);
-            for k in 0..blocks.len() {
-                let b = b0 + k;
-                let r = self.layout.block_range(b);
-                let table = &self.tables[self.types.as_ref().map_or(0, |t| usize::from(t[b]))];
-                let (s, z) = (self.scales[b], self.zeros.as_ref().map_or(0.0, |z| z[b]));
-                let (o, c) = (&mut out[r.start - i0..r.end - i0], &c[r.start - i0..r.end - i0]);
-                if self.zeros.is_some() {
-                    o.iter_mut().zip(c).for_each(|(o, &c)| *o = T::from_f64((table[usize::from(c)] - z) * s));
-                } else {
-                    o.iter_mut().zip(c).for_each(|(o, &c)| *o = T::from_f64(table[usize::from(c)] * s));
-                }
-            }
+            let spans: Vec<(Span, usize, f64)> = self
+                .layout
+                .block_ranges(b0, blocks.len())
+                .zip(b0..)
+                .map(|(r, b)| {
+                    let table = self.types.as_ref().map_or(0, |t| usize::from(t[b]));
+                    let z = self.zeros.as_ref().map_or(0.0, |z| z[b]);
+                    (Span { at: r.start - i0, len: r.len(), by: self.scales[b] }, table, z)
+                })
+                .collect();
+            decode_spans(&self.tables, &spans, self.zeros.is_some(), &c, out);
         });
     }
+}
+
+isa_dispatched! {
+/// Per span (a block): `out = (table[code] - zero) * scale`, or `table[code] * scale` without zero points;
+/// compiled per instruction set, one call per batch.
+fn decode_spans<T: Element>(tables: &[Vec<f64>], spans: &[(Span, usize, f64)], zeros: bool, c: &[u8], out: &mut [T]) {
+    for &(sp, table, z) in spans {
+        let (table, s) = (&tables[table], sp.by);
+        let (o, c) = (&mut out[sp.at..sp.at + sp.len], &c[sp.at..sp.at + sp.len]);
+        if zeros {
+            o.iter_mut().zip(c).for_each(|(o, &c)| *o = T::from_f64((table[usize::from(c)] - z) * s));
+        } else {
+            o.iter_mut().zip(c).for_each(|(o, &c)| *o = T::from_f64(table[usize::from(c)] * s));
+        }
+    }
+}
 }
 
 /// Unpacks the codes `start..start + dst.len()` of `bits` bits (at most 8) into `dst`.
@@ -550,11 +565,13 @@ fn unpack_into(data: &[u8], bits: u32, start: usize, dst: &mut [u8]) {
         8 => dst.copy_from_slice(&data[start..start + dst.len()]),
         4 if start.is_multiple_of(2) => {
             let bytes = &data[start / 2..(start + dst.len()).div_ceil(2)];
-            for (pair, &b) in dst.chunks_mut(2).zip(bytes) {
+            let mut pairs = dst.chunks_exact_mut(2);
+            for (pair, &b) in (&mut pairs).zip(bytes) {
                 pair[0] = b & 0xF;
-                if let Some(hi) = pair.get_mut(1) {
-                    *hi = b >> 4;
-                }
+                pair[1] = b >> 4;
+            }
+            if let [last] = pairs.into_remainder() {
+                *last = bytes[bytes.len() - 1] & 0xF;
             }
         }
         _ => {
