@@ -269,10 +269,8 @@ impl AffineInt {
         if !layout.contiguous() || self.bits > 8 {
             return Ok(None);
         }
-        Ok(match self.quantize_batches(&layout, cfg, x, Some(self.bits))? {
-            Some((Codes::Packed(codes), scales, zeros)) => Some((codes, scales, zeros)),
-            _ => None,
-        })
+        let run = self.quantize_batches(&layout, cfg, x, Some(self.bits))?;
+        Ok(run.and_then(|(codes, scales, zeros)| Some((codes.packed()?, scales, zeros))))
     }
 
     /// The batch path of a [`contiguous`](Layout::contiguous) layout, in parallel over batches of whole

@@ -100,6 +100,14 @@ impl<C> Codes<C> {
             Codes::Packed(_) => unreachable!("asked for unpacked codes"),
         }
     }
+
+    /// The packed bytes, if these are packed.
+    pub(crate) fn packed(self) -> Option<Vec<u8>> {
+        match self {
+            Codes::Each(_) => None,
+            Codes::Packed(bytes) => Some(bytes),
+        }
+    }
 }
 
 /// A run of elements of a batch (from its element `at`, `len` of them) that share one operand `by` (a

@@ -312,10 +312,8 @@ impl Mx {
         if !layout.contiguous() {
             return Ok(None);
         }
-        Ok(match self.quantize_batches(f, &layout, cfg, x, Some(self.element_bits()))? {
-            Some((Codes::Packed(codes), scales)) => Some((codes, scales)),
-            _ => None,
-        })
+        let run = self.quantize_batches(f, &layout, cfg, x, Some(self.element_bits()))?;
+        Ok(run.and_then(|(codes, scales)| Some((codes.packed()?, scales))))
     }
 
     /// Whether a non-finite value has a code of its own in the element type.

@@ -130,10 +130,8 @@ impl Nvfp4 {
         shape: &[usize],
         axis: usize,
     ) -> Result<Option<(Vec<u8>, Vec<u8>, f32)>> {
-        Ok(match self.quantize_with(cfg, x, shape, axis, Some(4))? {
-            Some((Codes::Packed(codes), scales, t)) => Some((codes, scales, t)),
-            _ => None,
-        })
+        let run = self.quantize_with(cfg, x, shape, axis, Some(4))?;
+        Ok(run.and_then(|(codes, scales, t)| Some((codes.packed()?, scales, t))))
     }
 
     /// [`quantize`](Self::quantize), with the codes packed `pack` bits to a value when asked (None when the
