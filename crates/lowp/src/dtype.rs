@@ -36,6 +36,7 @@ pub trait Element:
 
 /// A slice of an [`Element`] type, as its own type.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum Typed<'a> {
     /// float32 data.
     F32(&'a [f32]),

@@ -118,8 +118,15 @@ fn float32_data_over_many_batches_matches_the_reference() {
         .collect();
     let grid32 = on_the_grid(rows, n, |e| f64::from((e as f32).next_up()), |e| f64::from((e as f32).next_down()));
     let grid64 = on_the_grid(rows, n, f64::next_up, f64::next_down);
+    // NVFP4's own output quantized again: quotients on or within float32 rounding of e2m1's grid.
+    let again = {
+        let q = Nvfp4::parse("nvfp4").unwrap().quantize(&Rounding::default(), &random, &[rows, n], 1).unwrap();
+        let mut y = vec![0f32; random.len()];
+        q.dequantize(&mut y).unwrap();
+        y.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>()
+    };
     let random: Vec<f64> = random.iter().map(|&v| f64::from(v)).collect();
-    for (x64, x32_holds_it) in [(grid32, true), (grid64, false), (random, true)] {
+    for (x64, x32_holds_it) in [(grid32, true), (grid64, false), (random, true), (again, true)] {
         let x32: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
         for spec in ["nvfp4", "nvfp4:notensor", "nvfp4:b32"] {
             let s = Nvfp4::parse(spec).unwrap();
@@ -143,6 +150,25 @@ fn float32_data_over_many_batches_matches_the_reference() {
                 let q = s.quantize(&cfg, even, &[rows, n - 1], 1).unwrap();
                 assert_eq!(t, QuantizedTensor::pack(&scheme, &Quantized::Nvfp4(q)).unwrap(), "{spec} {mode}");
             }
+        }
+    }
+}
+
+#[test]
+fn subnormal_quotients_round_as_the_quotient_does() {
+    // Found in review: 5 * 2^-1074 / 10 is a tie that rounds to 0, while 5 * 2^-1074 * (1 / 10) rounds to
+    // 2^-1074; toward_positive must still give code 0 (the quotient is 0), not 0.5.
+    let mut x = vec![1.3f64; 16];
+    x[0] = 61.0; // block scale 61 / 6 -> e4m3 10
+    x[1] = f64::from_bits(5);
+    x[2] = -f64::from_bits(5);
+    // (No element whose product is 0: the kernel would redo the whole 16 with the division.)
+    for spec in ["nvfp4:notensor", "nvfp4"] {
+        let s = Nvfp4::parse(spec).unwrap();
+        for mode in RoundingMode::DETERMINISTIC {
+            let q = s.quantize(&Rounding::new(mode), &x, &[16], 0).unwrap();
+            let (codes, scales, _) = reference_nvfp4(&s, &x, 1, !spec.contains("notensor"), mode);
+            assert_eq!((q.scales, q.codes), (scales, codes), "{spec} {mode}");
         }
     }
 }

@@ -206,10 +206,13 @@ fn tampered(edit: impl Fn(&mut serde_json::Value)) -> Result<Vec<(String, Quanti
     r
 }
 
+/// An edit of a file's metadata.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
 #[test]
 fn tampered_metadata_is_refused() {
     assert!(tampered(|_| {}).is_ok());
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "part `types` is missing",
             Box::new(|m| {

@@ -130,7 +130,9 @@ pub(crate) fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
     buf.clear();
     buf.resize(n, 0.0);
     let out = f(&mut buf);
-    SCRATCH.set(buf);
+    if buf.capacity() <= 2 * BATCH {
+        SCRATCH.set(buf); // kept; a larger one (blocks longer than a batch) is given back
+    }
     out
 }
 

@@ -154,9 +154,10 @@ impl Nvfp4 {
         let e4m3 = Format::parse("float8_e4m3fn")?.with_saturation(true);
         let e2m1 = Format::parse("float4_e2m1fn")?.with_saturation(true); // as it does anyway: no inf or NaN
         let t = if self.tensor_scale { tensor_scale(finite_amax_par(x)) } else { 1.0 };
-        let values: Vec<f64> = (0..256).map(|c| e4m3.decode_code(c)).collect(); // one decode per code
-                                                                                // Block scales: (amax / 6) / t rounded to e4m3fn in one bulk encode (the same rounding as one value at
-                                                                                // a time); NaN blocks get the NaN code, and their elements scale 0 (stored as zeros).
+        // One decode per code.
+        let values: Vec<f64> = (0..256).map(|c| e4m3.decode_code(c)).collect();
+        // Block scales: (amax / 6) / t rounded to e4m3fn in one bulk encode (the same rounding as one value at
+        // a time); NaN blocks get the NaN code, and their elements scale 0 (stored as zeros).
         let block_scales = |amax: &[f64], special: &[bool], out: &mut [u8]| -> Result<()> {
             let raw: Vec<f64> =
                 amax.iter().zip(special).map(|(&a, &s)| if s { 0.0 } else { a / 6.0 / f64::from(t) }).collect();
@@ -191,19 +192,8 @@ impl Nvfp4 {
                 let xb = &x[i0..i0 + codes.len()];
                 if let (Some(enc), Typed::F32(xf)) = (&enc32, T::typed(xb)) {
                     let mut scaled = vec![0.0f32; codes.len()];
-                    let mut patch = Vec::new();
-                    quotients_f32(xf, &spans, grid, &mut scaled, &mut patch);
-                    enc.encode_at(i0 as u64, &scaled, codes);
-                    // The few elements without a float32 stand-in, rounded one at a time from the quotient.
-                    for j in patch {
-                        let b = ranges.partition_point(|r| r.end <= i0 + j);
-                        let q = xb[j].to_f64() / (scale_of(scales[b]) * f64::from(t));
-                        match round_value(&e2m1, cfg, q, (i0 + j) as u64) {
-                            Ok(v) => codes[j] = crate::codes::code_of(&e2m1, v).unwrap_or(0) as u8,
-                            Err(e) => return keep_first(&failed, b0 + b, e),
-                        }
-                    }
-                    return;
+                    quotients_f32(xf, &spans, grid, &mut scaled);
+                    return enc.encode_at(i0 as u64, &scaled, codes);
                 }
                 with_scratch(codes.len(), |scaled| {
                     quotients(xb, &spans, grid, !cfg.mode.is_stochastic(), scaled);
@@ -241,55 +231,62 @@ impl Nvfp4 {
 }
 
 isa_dispatched! {
-/// For float32 data in deterministic modes: `out[i]` = x[i] / d as a float32 value that rounds like the
-/// float64 quotient in every deterministic mode, for formats whose values and rounding boundaries are all
-/// multiples of `grid`. The product x[i] * (1 / d) is within 3 units of the 53rd bit of the quotient; when it
-/// is further than 2^-20 of its magnitude from every multiple of `grid` and within float32's normal range,
-/// its float32 rounding (off by at most 2^-24 of it) stays strictly between the same two multiples as the
-/// quotient. Otherwise the quotient itself is taken if float32 holds it exactly (zeros, values on the grid),
-/// and failing that the element's index (offset by `base`) goes to `patch`, for the caller to round alone.
-/// Compiled per instruction set.
-fn quotients_f32(x: &[f32], spans: &[Span], grid: f64, out: &mut [f32], patch: &mut Vec<usize>) {
+/// For float32 data in deterministic modes: `out[i]` = a float32 stand-in for the float64 quotient x[i] / d
+/// that every deterministic rounding to a format whose values and rounding boundaries are all multiples of
+/// `grid` (e2m1: 0.25) rounds alike: one in the same cell of that grid (the same multiple, or strictly between
+/// the same two). Those roundings depend on nothing else, saturation included (every quotient beyond the
+/// largest value goes to it). Compiled per instruction set, one call per batch over its spans.
+///
+/// Usually the stand-in is the product x[i] * (1 / d) rounded to float32: the product is within 3 units of
+/// the 53rd bit of the quotient, float32 moves it by at most 2^-24 of itself, so when it is further than
+/// 2^-20 of its magnitude from every multiple of `grid` (and within float32's normal range) it stays in the
+/// quotient's cell. Otherwise the quotient is computed, and the stand-in is the quotient itself where it is
+/// a multiple of `grid`, else the middle of its cell.
+fn quotients_f32(x: &[f32], spans: &[Span], grid: f64, out: &mut [f32]) {
     for sp in spans {
         let r = sp.at..sp.at + sp.len;
-        quotients_f32_in(&x[r.clone()], sp.by, grid, &mut out[r], sp.at, patch);
+        quotients_f32_in(&x[r.clone()], sp.by, grid, &mut out[r]);
     }
 }
 }
 
-/// [`quotients_f32`] of one span, whose first element is element `base` of the batch.
+/// [`quotients_f32`] of one span.
 #[inline(always)]
-fn quotients_f32_in(x: &[f32], d: f64, grid: f64, out: &mut [f32], base: usize, patch: &mut Vec<usize>) {
+fn quotients_f32_in(x: &[f32], d: f64, grid: f64, out: &mut [f32]) {
     const LANES: usize = 16;
+    const EXACT: f64 = 16777216.0; // 2^24: multiples of the grid below it are float32 values
     let r = 1.0 / d;
     let per_grid = 1.0 / grid; // a power of two: exact
     let by_product = r.is_normal();
     let fast = |v: f32| -> (f32, bool) {
         const MARGIN: f64 = 1.0 / 1048576.0; // 2^-20
-        const BIG: f64 = 281474976710656.0; // 2^48
         const TINY: f64 = 1.0 / 1267650600228229401496703205376.0; // 2^-100
         let q = f64::from(v) * r;
         let g = q * per_grid;
         let from_grid = (g - round_ties_even_fast(g)).abs();
-        (q as f32, by_product & (from_grid > g.abs() * MARGIN) & (g.abs() < BIG) & (g.abs() > TINY))
+        (q as f32, by_product & (from_grid > g.abs() * MARGIN) & (g.abs() < EXACT) & (g.abs() > TINY))
     };
-    let mut slow = |at: usize, xs: &[f32], os: &mut [f32]| {
-        for (j, (&v, o)) in xs.iter().zip(os.iter_mut()).enumerate() {
+    let slow = |xs: &[f32], os: &mut [f32]| {
+        for (&v, o) in xs.iter().zip(os.iter_mut()) {
             let (q, ok) = fast(v);
-            if ok {
-                *o = q;
-                continue;
-            }
-            let q = f64::from(v) / d;
-            *o = q as f32;
-            if f64::from(*o) != q {
-                patch.push(base + at + j);
-            }
+            *o = if ok {
+                q
+            } else {
+                let q = f64::from(v) / d;
+                let g = q * per_grid;
+                // A multiple of the grid (zero included, with its sign) is exact in float32; so far beyond the
+                // format's largest value, the float32 rounding stays beyond it.
+                if g.abs() >= EXACT || g == g.floor() {
+                    q as f32
+                } else {
+                    ((g.floor() + 0.5) * grid) as f32 // the middle of its cell: exact
+                }
+            };
         }
     };
     let mut xs = x.chunks_exact(LANES);
     let mut os = out.chunks_exact_mut(LANES);
-    for (k, (xs, os)) in (&mut xs).zip(&mut os).enumerate() {
+    for (xs, os) in (&mut xs).zip(&mut os) {
         let mut all = true;
         for j in 0..LANES {
             let (q, ok) = fast(xs[j]);
@@ -297,11 +294,10 @@ fn quotients_f32_in(x: &[f32], d: f64, grid: f64, out: &mut [f32], base: usize, 
             all &= ok;
         }
         if !all {
-            slow(k * LANES, xs, os);
+            slow(xs, os);
         }
     }
-    let at = x.len() - xs.remainder().len();
-    slow(at, xs.remainder(), os.into_remainder());
+    slow(xs.remainder(), os.into_remainder());
 }
 
 /// The tensor scale of a tensor whose largest finite magnitude is `amax`: amax / (448 * 6) to the nearest
@@ -333,8 +329,9 @@ isa_dispatched! {
 /// throughput). It is within 3 units of the 53rd bit of the float64 quotient (1 / d, the product and the
 /// quotient each round once), so when it is further than 2^-50 of its magnitude from every multiple of
 /// `grid`, the quotient lies strictly between the same two multiples: both are inexact and round to the same
-/// value in every deterministic mode. Lanes of 16 with an element that is not (or with 1 / d not a normal
-/// number) are redone with the division. Stochastic modes use the fraction itself: they need the quotient.
+/// value in every deterministic mode. Lanes of 16 with an element that is not, or whose product is below
+/// 2^-100 times the grid (near the subnormals the bound does not hold), or with 1 / d not a normal number, are
+/// redone with the division. Stochastic modes use the fraction itself: they need the quotient.
 fn quotients<T: Element>(x: &[T], spans: &[Span], grid: f64, shortcut: bool, out: &mut [f64]) {
     for sp in spans {
         quotients_in(&x[sp.at..sp.at + sp.len], sp.by, grid, shortcut, &mut out[sp.at..sp.at + sp.len]);
@@ -347,6 +344,7 @@ fn quotients<T: Element>(x: &[T], spans: &[Span], grid: f64, shortcut: bool, out
 fn quotients_in<T: Element>(x: &[T], d: f64, grid: f64, shortcut: bool, out: &mut [f64]) {
     const MARGIN: f64 = 1.0 / 1125899906842624.0; // 2^-50
     const BIG: f64 = 281474976710656.0; // 2^48: below it, round_ties_even_fast is exact
+    const TINY: f64 = 1.0 / 1267650600228229401496703205376.0; // 2^-100: far above the subnormals
     const LANES: usize = 16;
     let r = 1.0 / d;
     let per_grid = 1.0 / grid; // a power of two: exact
@@ -359,7 +357,8 @@ fn quotients_in<T: Element>(x: &[T], d: f64, grid: f64, shortcut: bool, out: &mu
             let q = xs[j].to_f64() * r;
             let g = q * per_grid;
             let from_grid = (g - round_ties_even_fast(g)).abs();
-            let far = (from_grid > g.abs() * MARGIN) & (g.abs() < BIG); // false for NaN: near
+            // The 3-unit bound is relative: it needs the product and the quotient in the normal range.
+            let far = (from_grid > g.abs() * MARGIN) & (g.abs() < BIG) & (g.abs() > TINY); // NaN: near
             near |= !far;
             os[j] = q;
         }
@@ -421,9 +420,10 @@ mod tests {
     #[test]
     fn shortcut_quotients_stay_in_the_quotients_grid_cell() {
         // Every deterministic rounding to e2m1 depends only on the cell of the grid of multiples of 0.25 that
-        // the value lies in; the shortcuts must keep the float64 quotient's cell, or hand the element back.
+        // the value lies in; the shortcuts must keep the float64 quotient's cell. Subnormal dividends too
+        // (where a product and a quotient can round to 2^-1074 and 0).
         let grid = 0.25;
-        let divisors = [0.1, 1.0 / 3.0, 448.0 * 1.1920929e-7, 1.375 * 3.7252903e-9, 0.875, 6.0 * 0.3];
+        let divisors = [0.1, 1.0 / 3.0, 448.0 * 1.1920929e-7, 1.375 * 3.7252903e-9, 0.875, 6.0 * 0.3, 10.0, 448.0];
         for &d in &divisors {
             let mut x64: Vec<f64> = Vec::new();
             for k in -40..=40 {
@@ -436,6 +436,12 @@ mod tests {
                     v = v.next_up();
                 }
             }
+            // Subnormals, in runs of 16 equal values (a run is one chunk of the kernel: no other lane sends it
+            // to the division).
+            let pad = 16 - x64.len() % 16;
+            x64.extend(std::iter::repeat_n(1.0, pad));
+            x64.extend((1..40).flat_map(|k| [f64::from_bits(k); 16].into_iter().chain([-f64::from_bits(k * 7); 16])));
+            x64.extend([1e-310, -3e-320, 1e-300]);
             let spans = [Span { at: 0, len: x64.len(), by: d }];
             let mut out = vec![0.0; x64.len()];
             quotients(&x64, &spans, grid, true, &mut out);
@@ -449,13 +455,11 @@ mod tests {
                 })
                 .collect();
             let spans = [Span { at: 0, len: x32.len(), by: d }];
-            let (mut out, mut patch) = (vec![0.0f32; x32.len()], Vec::new());
-            quotients_f32(&x32, &spans, grid, &mut out, &mut patch);
-            for (i, (v, o)) in x32.iter().zip(&out).enumerate() {
-                if !patch.contains(&i) {
-                    let q = f64::from(*v) / d;
-                    assert_eq!(cell(f64::from(*o), grid), cell(q, grid), "float32 {v:e} / {d:e}");
-                }
+            let mut out = vec![0.0f32; x32.len()];
+            quotients_f32(&x32, &spans, grid, &mut out);
+            for (v, o) in x32.iter().zip(&out) {
+                let q = f64::from(*v) / d;
+                assert_eq!(cell(f64::from(*o), grid), cell(q, grid), "float32 {v:e} / {d:e}");
             }
         }
     }
