@@ -260,11 +260,8 @@ fn quotients_f32_in(x: &[f32], d: f64, grid: f64, out: &mut [f32]) {
     let by_product = r.is_normal();
     let fast = |v: f32| -> (f32, bool) {
         const MARGIN: f64 = 1.0 / 1048576.0; // 2^-20
-        const TINY: f64 = 1.0 / 1267650600228229401496703205376.0; // 2^-100
         let q = f64::from(v) * r;
-        let g = q * per_grid;
-        let from_grid = (g - round_ties_even_fast(g)).abs();
-        (q as f32, by_product & (from_grid > g.abs() * MARGIN) & (g.abs() < EXACT) & (g.abs() > TINY))
+        (q as f32, by_product & inside_cell(q * per_grid, MARGIN, EXACT))
     };
     let slow = |xs: &[f32], os: &mut [f32]| {
         for (&v, o) in xs.iter().zip(os.iter_mut()) {
@@ -298,6 +295,17 @@ fn quotients_f32_in(x: &[f32], d: f64, grid: f64, out: &mut [f32]) {
         }
     }
     slow(xs.remainder(), os.into_remainder());
+}
+
+/// Whether `g`, a product x * (1 / d) over the grid spacing, lies safely inside a cell of the grid of
+/// integers: further than `margin` of its magnitude from every integer, above 2^-100 in magnitude (the
+/// product's error bound is relative: it needs the normal range, far above the subnormals) and below `upper`
+/// (at most 2^48: round_ties_even_fast is exact below it). False for NaN.
+#[inline(always)]
+fn inside_cell(g: f64, margin: f64, upper: f64) -> bool {
+    const TINY: f64 = 1.0 / 1267650600228229401496703205376.0; // 2^-100
+    let from_grid = (g - round_ties_even_fast(g)).abs();
+    (from_grid > g.abs() * margin) & (g.abs() < upper) & (g.abs() > TINY)
 }
 
 /// The tensor scale of a tensor whose largest finite magnitude is `amax`: amax / (448 * 6) to the nearest
@@ -344,7 +352,6 @@ fn quotients<T: Element>(x: &[T], spans: &[Span], grid: f64, shortcut: bool, out
 fn quotients_in<T: Element>(x: &[T], d: f64, grid: f64, shortcut: bool, out: &mut [f64]) {
     const MARGIN: f64 = 1.0 / 1125899906842624.0; // 2^-50
     const BIG: f64 = 281474976710656.0; // 2^48: below it, round_ties_even_fast is exact
-    const TINY: f64 = 1.0 / 1267650600228229401496703205376.0; // 2^-100: far above the subnormals
     const LANES: usize = 16;
     let r = 1.0 / d;
     let per_grid = 1.0 / grid; // a power of two: exact
@@ -355,11 +362,7 @@ fn quotients_in<T: Element>(x: &[T], d: f64, grid: f64, shortcut: bool, out: &mu
         let mut near = !by_product;
         for j in 0..LANES {
             let q = xs[j].to_f64() * r;
-            let g = q * per_grid;
-            let from_grid = (g - round_ties_even_fast(g)).abs();
-            // The 3-unit bound is relative: it needs the product and the quotient in the normal range.
-            let far = (from_grid > g.abs() * MARGIN) & (g.abs() < BIG) & (g.abs() > TINY); // NaN: near
-            near |= !far;
+            near |= !inside_cell(q * per_grid, MARGIN, BIG);
             os[j] = q;
         }
         if near {
