@@ -67,13 +67,18 @@ impl Part {
     }
 
     fn packed<V: Copy + Sync>(spec: &Spec, values: &[V], bits_of: impl Fn(&V) -> u64 + Sync) -> Part {
+        Part::of(spec, pack_par(values, spec.bits, bits_of))
+    }
+
+    /// The part `spec` describes, holding `data` (already packed).
+    fn of(spec: &Spec, data: Vec<u8>) -> Part {
         Part {
             name: spec.name,
             bits: spec.bits,
             signed: spec.signed,
             format: spec.format.clone(),
             shape: spec.shape.clone(),
-            data: pack_par(values, spec.bits, bits_of),
+            data,
         }
     }
 }
@@ -136,24 +141,16 @@ impl QuantizedTensor {
         shape: &[usize],
         axis: usize,
     ) -> Result<Option<QuantizedTensor>> {
-        let raw = |spec: &Spec, data: Vec<u8>| Part {
-            name: spec.name,
-            bits: spec.bits,
-            signed: spec.signed,
-            format: spec.format.clone(),
-            shape: spec.shape.clone(),
-            data,
-        };
         let parts = match scheme {
             Scheme::Mx(s) => {
                 let Some((codes, scales)) = s.quantize_packed(cfg, x, shape, axis)? else { return Ok(None) };
                 let specs = specs(scheme, shape, axis)?;
-                vec![raw(&specs[0], codes), raw(&specs[1], scales)]
+                vec![Part::of(&specs[0], codes), Part::of(&specs[1], scales)]
             }
             Scheme::Int(s) => {
                 let Some((codes, scales, zeros)) = s.quantize_packed(cfg, x, shape, axis)? else { return Ok(None) };
                 let specs = specs(scheme, shape, axis)?;
-                let mut parts = vec![raw(&specs[0], codes), scale_part(&specs[1], &scales)?];
+                let mut parts = vec![Part::of(&specs[0], codes), scale_part(&specs[1], &scales)?];
                 if let Some(z) = specs.get(2) {
                     parts.push(Part::packed(z, &zeros, |&c| c as u64));
                 }
@@ -162,9 +159,9 @@ impl QuantizedTensor {
             Scheme::Nvfp4(s) => {
                 let Some((codes, scales, t)) = s.quantize_packed(cfg, x, shape, axis)? else { return Ok(None) };
                 let specs = specs(scheme, shape, axis)?;
-                let mut parts = vec![raw(&specs[0], codes), raw(&specs[1], scales)];
+                let mut parts = vec![Part::of(&specs[0], codes), Part::of(&specs[1], scales)];
                 if let Some(spec) = specs.get(2) {
-                    parts.push(raw(spec, t.to_bits().to_le_bytes().to_vec()));
+                    parts.push(Part::of(spec, t.to_bits().to_le_bytes().to_vec()));
                 }
                 parts
             }
