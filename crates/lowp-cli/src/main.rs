@@ -5,6 +5,7 @@ mod bench_gemm;
 mod convert;
 mod demo;
 mod describe;
+mod model;
 mod npy;
 mod plot;
 mod quantize;
@@ -101,6 +102,112 @@ enum Command {
     /// Classic experiments in emulated low-precision arithmetic: the harmonic series, iterative refinement.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// Perplexity of a language model (SmolLM2 by default), or of its layers quantized by `lowp ptq`, on a text.
+    Eval(EvalArgs),
+    /// Post-training quantization of every linear layer of a language model's blocks; writes lowp's packed
+    /// safetensors (one quantized tensor per layer), which `lowp eval --quantized` reads.
+    #[command(after_help = SCHEMES_HELP)]
+    Ptq(PtqArgs),
+    /// Token ids of a text (the tutorial by default) under a model's tokenizer, as a uint32 .npy array.
+    Tokenize(TokenizeArgs),
+    /// Logits of every position of a window of token ids (.npy of unsigned integers), as float32 [n, vocab].
+    Logits(LogitsArgs),
+}
+
+/// What the model commands read when not told (scripts/fetch-models.sh prepares them).
+const MODEL_HELP: &str =
+    "Without --model, the model is SmolLM2-135M-Instruct and without --text the text is the Python \
+tutorial, both in $LOWP_DATA (default ~/.cache/lowp) as `bash scripts/fetch-models.sh` prepares them.";
+
+#[derive(Args)]
+#[command(after_help = MODEL_HELP)]
+struct EvalArgs {
+    /// A llama-architecture GGUF file.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// Layers quantized by `lowp ptq` (a .safetensors file), swapped into the model.
+    #[arg(long, value_name = "OUT")]
+    quantized: Option<PathBuf>,
+    /// A UTF-8 text file.
+    #[arg(long, value_name = "FILE")]
+    text: Option<PathBuf>,
+    /// Tokens per window (windows do not overlap; a short last window is dropped).
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    ctx: usize,
+    /// Use only the first N tokens of the text [default: all].
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<usize>,
+    /// Which predictions of a window count: `all`, or `second-half` (each with at least ctx/2 tokens of
+    /// context, as llama.cpp's perplexity tool).
+    #[arg(long, value_enum, default_value = "all")]
+    scoring: ScoringArg,
+    /// Print one JSON record instead of a line of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScoringArg {
+    All,
+    SecondHalf,
+}
+
+#[derive(Args)]
+#[command(after_help = MODEL_HELP)]
+struct PtqArgs {
+    /// A llama-architecture GGUF file.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// The method: rtn.
+    #[arg(long, default_value = "rtn", value_parser = parse_method)]
+    method: lowp_model::ptq::Method,
+    /// The quantization scheme of the weights (groups run along each layer's input features).
+    #[arg(short, long)]
+    scheme: Scheme,
+    /// Rounding mode of the weights (scales are always rounded to nearest even).
+    #[arg(short, long, default_value = "nearest_even")]
+    mode: RoundingMode,
+    /// Seed of stochastic rounding (layer k uses seed + k).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output .safetensors file (written only if everything succeeds).
+    #[arg(long, value_name = "OUT")]
+    out: PathBuf,
+}
+
+fn parse_method(s: &str) -> Result<lowp_model::ptq::Method, String> {
+    lowp_model::ptq::Method::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(Args)]
+#[command(after_help = MODEL_HELP)]
+struct TokenizeArgs {
+    /// A GGUF file whose tokenizer to use.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// A UTF-8 text file.
+    #[arg(long, value_name = "FILE")]
+    text: Option<PathBuf>,
+    /// Keep only the first N ids.
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<usize>,
+    /// Output .npy file (uint32).
+    output: PathBuf,
+}
+
+#[derive(Args)]
+#[command(after_help = MODEL_HELP)]
+struct LogitsArgs {
+    /// A llama-architecture GGUF file.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// Layers quantized by `lowp ptq`, swapped into the model.
+    #[arg(long, value_name = "OUT")]
+    quantized: Option<PathBuf>,
+    /// Token ids (.npy, unsigned integers), one window.
+    ids: PathBuf,
+    /// Output .npy file (float32, [n, vocab]).
+    output: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -515,6 +622,33 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             };
             bench::run(&opts, out)
         }
+        Command::Eval(a) => {
+            let opts = model::EvalOptions {
+                model: a.model,
+                quantized: a.quantized,
+                text: a.text,
+                ctx: a.ctx,
+                max_tokens: a.max_tokens,
+                scoring: match a.scoring {
+                    ScoringArg::All => lowp_model::eval::Scoring::All,
+                    ScoringArg::SecondHalf => lowp_model::eval::Scoring::SecondHalf,
+                },
+                json: a.json,
+            };
+            model::eval(&opts, out)
+        }
+        Command::Ptq(a) => {
+            let opts = model::PtqOptions {
+                model: a.model,
+                method: a.method,
+                scheme: a.scheme,
+                rounding: Rounding::new(a.mode).with_seed(a.seed),
+                out: a.out,
+            };
+            model::ptq(&opts, out)
+        }
+        Command::Tokenize(a) => model::tokenize(a.model.as_deref(), a.text.as_deref(), a.max_tokens, &a.output),
+        Command::Logits(a) => model::logits(a.model.as_deref(), a.quantized.as_deref(), &a.ids, &a.output),
         Command::Demo(DemoCommand::Harmonic(a)) => {
             let opts = demo::HarmonicOptions {
                 formats: a.formats.map_or_else(|| named(demo::HARMONIC_FORMATS), |l| l.0),
