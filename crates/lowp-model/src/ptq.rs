@@ -1,7 +1,7 @@
 //! Weight-only post-training quantization of a model's linear layers, and loading the results back.
 //!
-//! Every linear layer of every block is quantized along its input features (groups and blocks run along a
-//! row of the `[out, in]` weight; `:channel` schemes get one scale per output feature). The token embedding,
+//! Every linear layer of every block is quantized along its input features: groups and blocks run along a
+//! row of the `[out, in]` weight, and `:channel` schemes get one scale per output feature (a row). The token embedding,
 //! the norms and a tied output projection stay in float32, as in GPTQ, AWQ and llama.cpp's own quantizations
 //! of this model. The quantized tensors are lowp's packed safetensors (docs/quantization.md), one per layer,
 //! under the layer's name in the model file; the model's float32 weights are replaced by their dequantized
@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use lowp::quant::{QuantizedTensor, Scheme};
+use lowp::quant::{Granularity, QuantizedTensor, Scheme};
 use lowp::Rounding;
 
 use crate::error::{Error, Result};
@@ -86,9 +86,18 @@ impl QuantizedModel {
     }
 }
 
-/// Quantizes `w` (`[out, inp]`) with `scheme` along its input features.
+/// The axis of a `[out, inp]` weight that `scheme` runs along: 0 for per-channel schemes (one scale per output
+/// feature, a row), 1 for everything else (groups and blocks along a row, the input features).
+pub fn weight_axis(scheme: &Scheme) -> usize {
+    match scheme {
+        Scheme::Int(s) if s.granularity() == Granularity::Channel => 0,
+        _ => 1,
+    }
+}
+
+/// Quantizes `w` (`[out, inp]`) with `scheme` along its input features (per output feature for `:channel`).
 pub fn quantize_weight(scheme: &Scheme, rounding: &Rounding, l: &Linear) -> Result<QuantizedTensor> {
-    QuantizedTensor::quantize(scheme, rounding, &l.w, &[l.out, l.inp], 1)
+    QuantizedTensor::quantize(scheme, rounding, &l.w, &[l.out, l.inp], weight_axis(scheme))
         .map_err(|e| Error::Tensor { name: l.name.clone(), why: format!("cannot quantize it with {scheme}: {e}") })
 }
 
