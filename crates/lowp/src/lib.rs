@@ -35,6 +35,7 @@ pub mod codes;
 pub mod dtype;
 mod error;
 pub mod format;
+pub mod ptq;
 pub mod quant;
 pub mod round;
 

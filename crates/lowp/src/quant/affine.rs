@@ -212,6 +212,32 @@ impl AffineInt {
         }
     }
 
+    /// The stored scale and zero point this scheme gives a block holding `vals` (its finite values count;
+    /// the range by the scale choice, 0 included): what [`quantize`](Self::quantize) computes per block, for
+    /// methods that fit a block once and then place other values on its grid (GPTQ).
+    ///
+    /// # Examples
+    /// ```
+    /// use lowp::quant::AffineInt;
+    /// let s = AffineInt::parse("int4:g8:asym")?;
+    /// let (scale, zero) = s.fit(&[-1.5, 0.5, 6.0])?;
+    /// assert_eq!((scale, zero), (0.5, 3)); // (6 - -1.5) / 15; -(-1.5) / 0.5 = 3
+    /// assert_eq!(s.nearest_code(0.6, scale, zero), 4); // 0.6 / 0.5 = 1.2 -> 1, + 3
+    /// assert_eq!(s.nearest_code(99.0, scale, zero), 15); // clamped
+    /// # Ok::<(), lowp::Error>(())
+    /// ```
+    pub fn fit(&self, vals: &[f64]) -> Result<(f64, i32)> {
+        let mut finite: Vec<f64> = vals.iter().copied().filter(|v| v.is_finite()).collect();
+        let (mn, mx) = self.range(&mut finite)?;
+        self.scale_zero(mn, mx)
+    }
+
+    /// The code of `v` on the grid of scale `s` and zero point `z`, rounded to nearest (ties to even) and
+    /// clamped to the code range (infinities clamp; scale 0 gives `z`). Its value is (code − z) · s.
+    pub fn nearest_code(&self, v: f64, s: f64, z: i32) -> i32 {
+        self.code(v, s, z, RoundingMode::NearestEven, 0, 0)
+    }
+
     /// Quantizes `x` of `shape` (C order) with channels or groups along `axis`. Scales come from the
     /// block's finite values (min/max, or absmax); infinities clamp to the end codes; NaN is an error (an
     /// integer code has no NaN); an all-zero block gets scale 0 and decodes to zeros.

@@ -1,0 +1,141 @@
+//! Dense float64 linear algebra for the PTQ methods: Cholesky factors and the inverse of a symmetric
+//! positive definite matrix (row-major, n × n), and products on `matrixmultiply`'s dgemm.
+
+use crate::error::{Error, Result};
+
+/// The lower Cholesky factor L of `a` (a = L Lᵀ), or an error if `a` is not positive definite.
+pub fn cholesky_lower(a: &[f64], n: usize) -> Result<Vec<f64>> {
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let (ri, rj) = (&l[i * n..i * n + j], &l[j * n..j * n + j]);
+            let s = a[i * n + j] - ri.iter().zip(rj).map(|(x, y)| x * y).sum::<f64>();
+            if i == j {
+                if s.is_nan() || s <= 0.0 || s.is_infinite() {
+                    return Err(Error::Numerical(format!(
+                        "the matrix is not positive definite (pivot {i} of {n} is {s:e})"
+                    )));
+                }
+                l[i * n + i] = s.sqrt();
+            } else {
+                l[i * n + j] = s / l[j * n + j];
+            }
+        }
+    }
+    Ok(l)
+}
+
+/// The upper Cholesky factor U of a⁻¹ (a⁻¹ = Uᵀ U), for `a` symmetric positive definite: GPTQ's
+/// `Hinv`.
+pub fn inverse_upper_cholesky(a: &[f64], n: usize) -> Result<Vec<f64>> {
+    let l = cholesky_lower(a, n)?;
+    // M = L⁻¹ (lower triangular), row by row: M_i = (e_i − Σ_{k<i} L_ik M_k) / L_ii (contiguous rows).
+    let mut m = vec![0.0; n * n];
+    for i in 0..n {
+        let (done, row) = m.split_at_mut(i * n);
+        let row = &mut row[..n];
+        row[i] = 1.0;
+        for k in 0..i {
+            let f = l[i * n + k];
+            if f != 0.0 {
+                for (x, &y) in row[..=k].iter_mut().zip(&done[k * n..k * n + k + 1]) {
+                    *x -= f * y;
+                }
+            }
+        }
+        let d = l[i * n + i];
+        row[..=i].iter_mut().for_each(|x| *x /= d);
+    }
+    // a⁻¹ = Mᵀ M.
+    let mut inv = vec![0.0; n * n];
+    gemm(n, n, n, 1.0, &m, (1, n as isize), &m, (n as isize, 1), 0.0, &mut inv, n as isize);
+    for i in 0..n {
+        for j in 0..i {
+            let v = 0.5 * (inv[i * n + j] + inv[j * n + i]);
+            inv[i * n + j] = v;
+            inv[j * n + i] = v;
+        }
+    }
+    let lower = cholesky_lower(&inv, n)?;
+    let mut u = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            u[j * n + i] = lower[i * n + j];
+        }
+    }
+    Ok(u)
+}
+
+/// c ← alpha · a · b + beta · c for a `[m, k]` and b `[k, n]` given by (row stride, column stride), c
+/// row-major with row stride `rsc`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f64,
+    a: &[f64],
+    (rsa, csa): (isize, isize),
+    b: &[f64],
+    (rsb, csb): (isize, isize),
+    beta: f64,
+    c: &mut [f64],
+    rsc: isize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |r: isize, cs: isize, rows: usize, cols: usize| (rows as isize - 1) * r + (cols as isize - 1) * cs;
+    assert!(
+        k == 0 || (last(rsa, csa, m, k) < a.len() as isize && last(rsb, csb, k, n) < b.len() as isize),
+        "gemm operand bounds"
+    );
+    assert!(last(rsc, 1, m, n) < c.len() as isize, "gemm output bounds");
+    // SAFETY: the asserts keep every element the strides reach inside the slices (all strides are
+    // non-negative here); `c` is a unique borrow, so it aliases neither input.
+    unsafe {
+        matrixmultiply::dgemm(m, k, n, alpha, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spd(n: usize) -> Vec<f64> {
+        // B Bᵀ + n I for a fixed B.
+        let b: Vec<f64> = (0..n * n).map(|i| ((i * 37 % 23) as f64 - 11.0) / 7.0).collect();
+        let mut a = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                a[i * n + j] =
+                    (0..n).map(|k| b[i * n + k] * b[j * n + k]).sum::<f64>() + if i == j { n as f64 } else { 0.0 };
+            }
+        }
+        a
+    }
+
+    #[test]
+    fn factors_reproduce_the_matrix_and_its_inverse() {
+        let n = 9;
+        let a = spd(n);
+        let l = cholesky_lower(&a, n).unwrap();
+        let u = inverse_upper_cholesky(&a, n).unwrap();
+        for i in 0..n {
+            for j in 0..n {
+                let llt: f64 = (0..n).map(|k| l[i * n + k] * l[j * n + k]).sum();
+                assert!((llt - a[i * n + j]).abs() < 1e-10 * a[i * n + i].abs());
+                // (Uᵀ U) a = I.
+                let utu_a: f64 =
+                    (0..n).map(|k| (0..n).map(|p| u[p * n + i] * u[p * n + k]).sum::<f64>() * a[k * n + j]).sum();
+                assert!((utu_a - if i == j { 1.0 } else { 0.0 }).abs() < 1e-10, "{i},{j}: {utu_a}");
+                if j < i {
+                    assert_eq!(u[i * n + j], 0.0); // upper triangular
+                }
+            }
+        }
+        let mut bad = a.clone();
+        bad[0] = -1.0;
+        assert!(cholesky_lower(&bad, n).unwrap_err().to_string().contains("not positive definite"));
+    }
+}
