@@ -158,7 +158,7 @@ struct PtqArgs {
     /// A llama-architecture GGUF file.
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
-    /// The method: rtn.
+    /// The method: rtn or gptq.
     #[arg(long, default_value = "rtn", value_parser = parse_method)]
     method: lowp_model::ptq::Method,
     /// The quantization scheme of the weights (groups run along each layer's input features).
@@ -170,6 +170,27 @@ struct PtqArgs {
     /// Seed of stochastic rounding (layer k uses seed + k).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Calibration text for the methods that use it [default: the Python library reference].
+    #[arg(long, value_name = "FILE")]
+    calib: Option<PathBuf>,
+    /// Calibration tokens: the first N tokens of the calibration text, in windows of --ctx.
+    #[arg(long, value_name = "N", default_value_t = 8192)]
+    calib_tokens: usize,
+    /// Tokens per calibration window.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    ctx: usize,
+    /// GPTQ: damping relative to the mean of the Hessian's diagonal.
+    #[arg(long, default_value_t = 0.01)]
+    damp: f64,
+    /// GPTQ: columns per lazy-batch block.
+    #[arg(long, default_value_t = 128)]
+    block: usize,
+    /// GPTQ: quantize columns by decreasing Hessian diagonal (with groups, needs --static-groups).
+    #[arg(long)]
+    act_order: bool,
+    /// GPTQ: fit group scales on the original weights, before any update.
+    #[arg(long)]
+    static_groups: bool,
     /// Output .safetensors file (written only if everything succeeds).
     #[arg(long, value_name = "OUT")]
     out: PathBuf,
@@ -643,6 +664,15 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 method: a.method,
                 scheme: a.scheme,
                 rounding: Rounding::new(a.mode).with_seed(a.seed),
+                calib: a.calib,
+                calib_tokens: a.calib_tokens,
+                ctx: a.ctx,
+                gptq: lowp::ptq::GptqOptions {
+                    damp: a.damp,
+                    block: a.block,
+                    act_order: a.act_order,
+                    static_groups: a.static_groups,
+                },
                 out: a.out,
             };
             model::ptq(&opts, out)

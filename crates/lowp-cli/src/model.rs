@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use lowp::ptq::GptqOptions;
 use lowp::quant::Scheme;
 use lowp::Rounding;
 use lowp_model::data;
@@ -121,6 +122,10 @@ pub struct PtqOptions {
     pub method: Method,
     pub scheme: Scheme,
     pub rounding: Rounding,
+    pub calib: Option<PathBuf>,
+    pub calib_tokens: usize,
+    pub ctx: usize,
+    pub gptq: GptqOptions,
     pub out: PathBuf,
 }
 
@@ -129,15 +134,28 @@ pub fn ptq(o: &PtqOptions, out: &mut dyn Write) -> Result<()> {
     if !o.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors")) {
         bail!("{}: the output of ptq is a .safetensors file", o.out.display());
     }
-    let (mut m, _) = open(o.model.as_deref(), None)?;
+    let (mut m, tok) = open(o.model.as_deref(), None)?;
     let t0 = Instant::now();
-    let total = m.blocks.len() * 7;
-    let mut bar = Progress::new("ptq", total);
     let q = match o.method {
-        Method::Rtn => ptq::rtn(&mut m, &o.scheme, &o.rounding, &mut |_, _, name| bar.step(name))?,
+        Method::Rtn => {
+            let mut bar = Progress::new("rtn", m.blocks.len() * 7);
+            ptq::rtn(&mut m, &o.scheme, &o.rounding, &mut |_, _, name| bar.step(name))?
+        }
+        Method::Gptq => {
+            if o.rounding.mode != lowp::RoundingMode::NearestEven {
+                bail!("GPTQ rounds to nearest (ties to even); --mode {} is for rtn", o.rounding.mode);
+            }
+            let text = match &o.calib {
+                Some(p) => p.clone(),
+                None => data::library()?,
+            };
+            let (_, ids) = tokens(&tok, Some(&text), Some(o.calib_tokens))?;
+            let windows = ptq::windows(&ids, o.ctx, o.calib_tokens)?;
+            let mut bar = Progress::new("gptq", m.blocks.len());
+            ptq::gptq_model(&mut m, &o.scheme, &windows, &o.gptq, &mut |_, _, name| bar.step(name))?
+        }
         other => bail!("method {} is not built yet", other.name()),
     };
-    drop(bar);
     let secs = t0.elapsed().as_secs_f64();
     q.save(&o.out)?;
     writeln!(

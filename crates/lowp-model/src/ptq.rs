@@ -10,11 +10,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use lowp::quant::{Granularity, QuantizedTensor, Scheme};
+use lowp::ptq::{GptqHessian, GptqOptions, Hessian};
+use lowp::quant::{Granularity, Quantized, QuantizedTensor, Scheme};
 use lowp::Rounding;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::llama::{Linear, Llama};
+use crate::llama::{Linear, Llama, NoTaps, Site, Taps};
 
 /// Metadata keys of a saved quantized model.
 pub const METHOD_KEY: &str = "lowp.ptq.method";
@@ -27,16 +29,20 @@ pub const SCHEME_KEY: &str = "lowp.ptq.scheme";
 pub enum Method {
     /// Round to nearest: each weight quantized on its own by the scheme.
     Rtn,
+    /// GPTQ: column by column, each rounding error compensated on the columns not yet quantized through
+    /// the layer's calibration Hessian (affine integer schemes).
+    Gptq,
 }
 
 impl Method {
     /// Every method, in the order tables list them.
-    pub const ALL: [Method; 1] = [Method::Rtn];
+    pub const ALL: [Method; 2] = [Method::Rtn, Method::Gptq];
 
     /// The method's name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Method::Rtn => "rtn",
+            Method::Gptq => "gptq",
         }
     }
 
@@ -153,4 +159,108 @@ pub fn apply_file(model: &mut Llama, path: &Path) -> Result<usize> {
         q.dequantize(&mut l.w)?;
     }
     Ok(tensors.len())
+}
+
+/// The calibration Hessian of each input site of one block.
+struct SiteHessians {
+    sites: Vec<(Site, Hessian)>,
+}
+
+impl Taps for SiteHessians {
+    fn input(&mut self, _: usize, site: Site, x: &[f32], rows: usize) {
+        if let Some((_, h)) = self.sites.iter_mut().find(|(s, _)| *s == site) {
+            h.add(x, rows).expect("the forward pass gives finite [rows, width] inputs");
+        }
+    }
+}
+
+/// GPTQ of every linear layer, block by block: the calibration windows run through the blocks already
+/// quantized, the four input sites of the next block collect their Hessians (q, k and v share one, as do
+/// gate and up), its seven layers are quantized (in parallel), and the windows go on through the quantized
+/// block. `calibration` holds windows of token ids. `progress(done, total, name)` once per block.
+pub fn gptq_model(
+    model: &mut Llama,
+    scheme: &Scheme,
+    calibration: &[Vec<u32>],
+    options: &GptqOptions,
+    progress: &mut dyn FnMut(usize, usize, &str),
+) -> Result<QuantizedModel> {
+    let Scheme::Int(int) = scheme else {
+        return Err(Error::Invalid(format!(
+            "GPTQ in lowp quantizes to the affine integer schemes (int<b>:...); `{scheme}` is not one"
+        )));
+    };
+    options.check(int)?;
+    if calibration.is_empty() || calibration.iter().any(|w| w.is_empty()) {
+        return Err(Error::Invalid("GPTQ needs calibration text: at least one non-empty window of tokens".into()));
+    }
+    let mut xs: Vec<Vec<f32>> = calibration.iter().map(|w| model.embed(w)).collect::<Result<_>>()?;
+    let (dim, ffn) = (model.config.dim, model.config.ffn);
+    let total = model.blocks.len();
+    let mut layers = Vec::with_capacity(total * 7);
+    for l in 0..total {
+        let mut taps = SiteHessians {
+            sites: vec![
+                (Site::Attention, Hessian::new(dim)),
+                (Site::AttentionOut, Hessian::new(dim)),
+                (Site::Ffn, Hessian::new(dim)),
+                (Site::FfnDown, Hessian::new(ffn)),
+            ],
+        };
+        for (x, w) in xs.iter().zip(calibration) {
+            model.block(l, &mut x.clone(), w.len(), &mut taps);
+        }
+        // One factorization per site, shared by the layers that read it.
+        let prepared: Vec<(Site, GptqHessian)> = taps
+            .sites
+            .par_iter()
+            .map(|(site, h)| {
+                let n = h.dim();
+                GptqHessian::new(&h.matrix(), n, options)
+                    .map(|g| (*site, g))
+                    .map_err(|e| Error::Tensor { name: format!("blk.{l} {site:?} inputs"), why: format!("GPTQ: {e}") })
+            })
+            .collect::<Result<_>>()?;
+        let block = &mut model.blocks[l];
+        let done: Vec<Result<(String, QuantizedTensor)>> = block
+            .linears_mut()
+            .into_par_iter()
+            .map(|(site, lin)| {
+                let h = &prepared.iter().find(|(s, _)| *s == site).expect("every site has a Hessian").1;
+                let w: Vec<f64> = lin.w.iter().map(|&v| f64::from(v)).collect();
+                let g = h
+                    .quantize(int, &w, lin.out)
+                    .map_err(|e| Error::Tensor { name: lin.name.clone(), why: format!("GPTQ with {scheme}: {e}") })?;
+                for (o, &v) in lin.w.iter_mut().zip(&g.values) {
+                    *o = v as f32;
+                }
+                Ok((lin.name.clone(), QuantizedTensor::pack(scheme, &Quantized::Int(g.quantized))?))
+            })
+            .collect();
+        for d in done {
+            layers.push(d?);
+        }
+        for (x, w) in xs.iter_mut().zip(calibration) {
+            model.block(l, x, w.len(), &mut NoTaps);
+        }
+        progress(l + 1, total, &format!("block {l}"));
+    }
+    Ok(QuantizedModel { method: Method::Gptq, scheme: scheme.clone(), layers })
+}
+
+/// Consecutive windows of `ctx` tokens from the start of `tokens`, at most `max_tokens` tokens in all (the
+/// calibration set).
+pub fn windows(tokens: &[u32], ctx: usize, max_tokens: usize) -> Result<Vec<Vec<u32>>> {
+    if ctx == 0 {
+        return Err(Error::Invalid("calibration windows of 0 tokens".into()));
+    }
+    let n = tokens.len().min(max_tokens) / ctx;
+    if n == 0 {
+        return Err(Error::Invalid(format!(
+            "{} calibration tokens (of {} asked for) do not fill one window of {ctx}",
+            tokens.len().min(max_tokens),
+            max_tokens
+        )));
+    }
+    Ok(tokens.chunks_exact(ctx).take(n).map(<[u32]>::to_vec).collect())
 }

@@ -3,12 +3,13 @@
 
 use std::sync::OnceLock;
 
-use lowp::quant::Scheme;
+use lowp::ptq::{gptq, hessian_error, GptqOptions, Hessian};
+use lowp::quant::{AffineInt, Scheme};
 use lowp::Rounding;
 use lowp_model::eval::{perplexity, Scoring};
 use lowp_model::ggml::GgmlType;
 use lowp_model::gguf::Gguf;
-use lowp_model::llama::{Llama, NoTaps};
+use lowp_model::llama::{Llama, NoTaps, Site, Taps};
 use lowp_model::tokenizer::Tokenizer;
 use lowp_model::{data, ptq};
 
@@ -116,4 +117,91 @@ fn perplexity_orders_the_schemes() {
     for (a, b) in fresh.linears().iter().zip(m8.linears()) {
         assert_eq!(a.w, b.w, "{}", a.name);
     }
+}
+
+/// Calibration windows from the library reference.
+fn calibration(windows: usize) -> Vec<Vec<u32>> {
+    let g = Gguf::open(data::smollm2().unwrap()).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let text = std::fs::read_to_string(data::library().unwrap()).unwrap();
+    let ids = tok.encode(&text[..200_000], false).unwrap();
+    ptq::windows(&ids, 512, 512 * windows).unwrap()
+}
+
+struct Collect(Vec<(Site, Hessian)>, usize);
+
+impl Taps for Collect {
+    fn input(&mut self, layer: usize, site: Site, x: &[f32], rows: usize) {
+        if layer == self.1 {
+            self.0.iter_mut().find(|(s, _)| *s == site).unwrap().1.add(x, rows).unwrap();
+        }
+    }
+}
+
+#[test]
+fn gptq_beats_rtn_on_every_real_layer() {
+    let f = fixture();
+    let d = f.model.config.dim;
+    for layer in [0, 17, 29] {
+        let mut taps = Collect(
+            vec![
+                (Site::Attention, Hessian::new(d)),
+                (Site::AttentionOut, Hessian::new(d)),
+                (Site::Ffn, Hessian::new(d)),
+                (Site::FfnDown, Hessian::new(f.model.config.ffn)),
+            ],
+            layer,
+        );
+        for w in calibration(2) {
+            let mut x = f.model.embed(&w).unwrap();
+            for l in 0..=layer {
+                f.model.block(l, &mut x, w.len(), &mut taps);
+            }
+        }
+        for spec in ["int4:g128:asym", "int3:g128:asym", "int4:channel:sym", "int2:g64:asym"] {
+            let s = AffineInt::parse(spec).unwrap();
+            for (site, lin) in f.model.blocks[layer].linears() {
+                let h = taps.0.iter().find(|(t, _)| *t == site).unwrap().1.matrix();
+                let w: Vec<f64> = lin.w.iter().map(|&v| f64::from(v)).collect();
+                let axis = ptq::weight_axis(&Scheme::Int(s.clone()));
+                let rtn = s.quantize(&Rounding::default(), &w, &[lin.out, lin.inp], axis).unwrap();
+                let mut rq = vec![0f64; w.len()];
+                rtn.dequantize(&mut rq).unwrap();
+                let g = gptq(&s, &w, lin.out, lin.inp, &h, &GptqOptions::default()).unwrap();
+                let (er, eg) = (
+                    hessian_error(&w, &rq, lin.out, lin.inp, &h).unwrap(),
+                    hessian_error(&w, &g.values, lin.out, lin.inp, &h).unwrap(),
+                );
+                assert!(eg < er, "{spec} {}: GPTQ {eg} against RTN {er}", lin.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn gptq_on_the_whole_model_beats_rtn_at_3_bits() {
+    let f = fixture();
+    let tokens = &f.tokens[..1024];
+    let ppl = |m: &Llama| perplexity(m, tokens, 512, Scoring::All, &mut |_, _| {}).unwrap().perplexity;
+    let s = Scheme::parse("int3:g128:asym").unwrap();
+    let mut r = f.model.clone();
+    ptq::rtn(&mut r, &s, &Rounding::default(), &mut |_, _, _| {}).unwrap();
+    let mut g = f.model.clone();
+    let mut blocks = 0;
+    let q = ptq::gptq_model(&mut g, &s, &calibration(2), &GptqOptions::default(), &mut |_, _, _| blocks += 1).unwrap();
+    assert_eq!((blocks, q.layers.len()), (30, 210));
+    let (pr, pg) = (ppl(&r), ppl(&g));
+    assert!(pg < 0.8 * pr, "GPTQ {pg} against RTN {pr}");
+    // The saved layers are the model's new weights.
+    let mut fresh = f.model.clone();
+    let path = std::env::temp_dir().join(format!("lowp-gptq-{}.safetensors", std::process::id()));
+    q.save(&path).unwrap();
+    ptq::apply_file(&mut fresh, &path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    for (a, b) in fresh.linears().iter().zip(g.linears()) {
+        assert_eq!(a.w, b.w, "{}", a.name);
+    }
+    let mx = Scheme::parse("mxfp4").unwrap();
+    let e = ptq::gptq_model(&mut f.model.clone(), &mx, &calibration(1), &GptqOptions::default(), &mut |_, _, _| {});
+    assert!(e.unwrap_err().to_string().contains("affine integer"));
 }

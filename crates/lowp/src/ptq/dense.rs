@@ -8,8 +8,7 @@ pub fn cholesky_lower(a: &[f64], n: usize) -> Result<Vec<f64>> {
     let mut l = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..=i {
-            let (ri, rj) = (&l[i * n..i * n + j], &l[j * n..j * n + j]);
-            let s = a[i * n + j] - ri.iter().zip(rj).map(|(x, y)| x * y).sum::<f64>();
+            let s = a[i * n + j] - dot(&l[i * n..i * n + j], &l[j * n..j * n + j]);
             if i == j {
                 if s.is_nan() || s <= 0.0 || s.is_infinite() {
                     return Err(Error::Numerical(format!(
@@ -25,45 +24,43 @@ pub fn cholesky_lower(a: &[f64], n: usize) -> Result<Vec<f64>> {
     Ok(l)
 }
 
+/// Σ x_k y_k in eight interleaved partial sums (a fixed order, so the same on every run).
+fn dot(x: &[f64], y: &[f64]) -> f64 {
+    let mut acc = [0.0; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let tail: f64 = xc.remainder().iter().zip(yc.remainder()).map(|(a, b)| a * b).sum();
+    for (a, b) in xc.zip(yc) {
+        for k in 0..8 {
+            acc[k] += a[k] * b[k];
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
 /// The upper Cholesky factor U of a⁻¹ (a⁻¹ = Uᵀ U), for `a` symmetric positive definite: GPTQ's
-/// `Hinv`.
+/// `Hinv`. With P the reversal permutation and P a P = K Kᵀ, U = P K⁻¹ P: one Cholesky factorization and
+/// one triangular inverse.
 pub fn inverse_upper_cholesky(a: &[f64], n: usize) -> Result<Vec<f64>> {
-    let l = cholesky_lower(a, n)?;
-    // M = L⁻¹ (lower triangular), row by row: M_i = (e_i − Σ_{k<i} L_ik M_k) / L_ii (contiguous rows).
+    let reversed: Vec<f64> = (0..n * n).map(|k| a[(n - 1 - k / n) * n + (n - 1 - k % n)]).collect();
+    let k = cholesky_lower(&reversed, n)?;
+    // M = K⁻¹ (lower triangular), row by row: M_i = (e_i − Σ_{j<i} K_ij M_j) / K_ii (contiguous rows).
     let mut m = vec![0.0; n * n];
     for i in 0..n {
         let (done, row) = m.split_at_mut(i * n);
         let row = &mut row[..n];
         row[i] = 1.0;
-        for k in 0..i {
-            let f = l[i * n + k];
+        for j in 0..i {
+            let f = k[i * n + j];
             if f != 0.0 {
-                for (x, &y) in row[..=k].iter_mut().zip(&done[k * n..k * n + k + 1]) {
+                for (x, &y) in row[..=j].iter_mut().zip(&done[j * n..j * n + j + 1]) {
                     *x -= f * y;
                 }
             }
         }
-        let d = l[i * n + i];
+        let d = k[i * n + i];
         row[..=i].iter_mut().for_each(|x| *x /= d);
     }
-    // a⁻¹ = Mᵀ M.
-    let mut inv = vec![0.0; n * n];
-    gemm(n, n, n, 1.0, &m, (1, n as isize), &m, (n as isize, 1), 0.0, &mut inv, n as isize);
-    for i in 0..n {
-        for j in 0..i {
-            let v = 0.5 * (inv[i * n + j] + inv[j * n + i]);
-            inv[i * n + j] = v;
-            inv[j * n + i] = v;
-        }
-    }
-    let lower = cholesky_lower(&inv, n)?;
-    let mut u = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            u[j * n + i] = lower[i * n + j];
-        }
-    }
-    Ok(u)
+    Ok((0..n * n).map(|p| m[(n - 1 - p / n) * n + (n - 1 - p % n)]).collect())
 }
 
 /// c ← alpha · a · b + beta · c for a `[m, k]` and b `[k, n]` given by (row stride, column stride), c

@@ -9,14 +9,14 @@ mod dense;
 mod gptq;
 
 pub use dense::{cholesky_lower, inverse_upper_cholesky};
-pub use gptq::{gptq, Gptq, GptqOptions};
+pub use gptq::{gptq, Gptq, GptqHessian, GptqOptions};
 
 use crate::error::{Error, Result};
 
 /// Rows of inputs whose products are summed in float32 before joining the float64 sum.
-const CHUNK: usize = 128;
+const CHUNK: usize = 512;
 
-/// H = 2 XᵀX / n accumulated over batches of inputs X (`[tokens, dim]`): products of up to 128 rows at a
+/// H = 2 XᵀX / n accumulated over batches of inputs X (`[tokens, dim]`): products of up to 512 rows at a
 /// time in float32 (sgemm), their sums in float64.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hessian {
