@@ -1,7 +1,7 @@
 //! Codebooks (NF4, user lists) and BitMoD against references written here.
 
 use lowp::quant::{BitMod, Codebook, CodebookScheme, NF4};
-use lowp::{Format, Rounding, RoundingMode};
+use lowp::{Element, Format, Rounding, RoundingMode};
 
 mod common;
 use common::TestRng;
@@ -202,4 +202,126 @@ fn bitmod_variants_and_names() {
         assert!(CodebookScheme::parse(bad).is_err(), "{bad}");
     }
     assert!(Codebook::new(&[1.0]).is_err() && Codebook::new(&[1.0, f64::NAN]).is_err());
+}
+
+/// Every rounding mode, for the batch kernel's differential test.
+const ALL_MODES: [RoundingMode; 11] = [
+    RoundingMode::NearestEven,
+    RoundingMode::NearestZero,
+    RoundingMode::NearestAway,
+    RoundingMode::TowardPositive,
+    RoundingMode::TowardNegative,
+    RoundingMode::TowardZero,
+    RoundingMode::Odd,
+    RoundingMode::Stochastic,
+    RoundingMode::StochasticEqual,
+    RoundingMode::StochasticBits(3),
+    RoundingMode::StochasticBits(16),
+];
+
+/// `x` (float64 values, each exact in `T`) quantized by `s` both ways, with 1 and 2 threads, in every mode: the
+/// same codes, scales (bit for bit), type ids, or the same error.
+fn same_both_ways<T: Element>(s: &BitMod, x: &[f64], what: &str) {
+    let xt: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
+    assert!(xt.iter().zip(x).all(|(a, b)| a.to_f64().to_bits() == b.to_bits()), "{what}: inputs exact in {}", T::DTYPE);
+    for mode in ALL_MODES {
+        let cfg = Rounding::new(mode).with_seed(7);
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let (fast, slow) = pool
+                .install(|| (s.quantize(&cfg, &xt, &[xt.len()], 0), s.quantize_per_element(&cfg, &xt, &[xt.len()], 0)));
+            let ctx = format!("{s} {what} {} {mode:?} {threads} threads", T::DTYPE);
+            match (fast, slow) {
+                (Ok(f), Ok(r)) => {
+                    assert_eq!(f.types, r.types, "{ctx}: types");
+                    let bits = |v: &[f64]| v.iter().map(|s| s.to_bits()).collect::<Vec<u64>>();
+                    assert_eq!(bits(&f.scales), bits(&r.scales), "{ctx}: scales");
+                    if let Some(i) = (0..f.codes.len()).find(|&i| f.codes[i] != r.codes[i]) {
+                        panic!("{ctx}: code of element {i} ({:e}): {} != {}", x[i], f.codes[i], r.codes[i]);
+                    }
+                    assert_eq!(f, r, "{ctx}");
+                }
+                (Err(f), Err(r)) => assert_eq!(f.to_string(), r.to_string(), "{ctx}: errors"),
+                (f, r) => panic!("{ctx}: {:?} vs {:?}", f.map(|_| ()), r.map(|_| ())),
+            }
+        }
+    }
+}
+
+/// Groups each starting with `amax` (so the scales are known), then `points` and their neighbours two units
+/// either way in `T`, as many per group as fit.
+fn groups_at<T: Element>(amax: f64, points: &[f64], group: usize) -> Vec<f64> {
+    let mut vals = Vec::new();
+    for &p in points {
+        let mut v = T::from_f64(p);
+        for _ in 0..2 {
+            v = common::next_down(v);
+        }
+        for _ in 0..5 {
+            if v.to_f64().abs() <= amax.abs() {
+                vals.push(v.to_f64());
+            }
+            v = common::next_up(v);
+        }
+    }
+    let per = (group - 1).max(1);
+    vals.chunks(per)
+        .flat_map(|c| std::iter::once(amax).chain(c.iter().copied()).chain(std::iter::repeat_n(0.0, per - c.len())))
+        .collect()
+}
+
+/// The batch kernel (deterministic modes, contiguous groups) against the per-element reference.
+#[test]
+fn bitmod_kernel_matches_per_element() {
+    let mut rng = TestRng::new(11);
+    let mut uniform = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    for bits in [4, 3] {
+        for group in [128, 32, 7] {
+            let s = BitMod::new(bits, group).unwrap();
+            let n = group * 9 + group / 2 + 1; // a last group shorter than the rest
+                                               // Random data over many binades, in float32 (exact in both types).
+            let random: Vec<f64> = (0..n)
+                .map(|_| {
+                    let m = uniform() * 2.0 - 1.0;
+                    f64::from((m * 2f64.powi((uniform() * 60.0) as i32 - 30)) as f32)
+                })
+                .collect();
+            same_both_ways::<f32>(&s, &random, "random");
+            same_both_ways::<f64>(&s, &random, "random");
+            // Quotients on every midpoint and value of every variant (every multiple of 1/8 up to 8) and on their
+            // neighbours, for several group maxima and so several scale pairs, each slot's scale in turn.
+            let eighths: Vec<f64> = (-64..=64).map(|h| f64::from(h) / 8.0).collect();
+            for amax in [6.0, 1.0, 0.3, 1234.5, -7.0e-3, 3.0e4] {
+                let amax = f64::from(amax as f32);
+                for max_abs in s.variants().iter().map(|v| v.max_abs()) {
+                    let scale = half::f16::from_f64(amax / max_abs).to_f64().abs();
+                    let points: Vec<f64> = eighths.iter().map(|e| e * scale).collect();
+                    let x32 = groups_at::<f32>(amax, &points, group);
+                    same_both_ways::<f32>(&s, &x32, &format!("midpoints amax {amax} scale {scale}"));
+                    let x64 = groups_at::<f64>(amax, &points, group);
+                    same_both_ways::<f64>(&s, &x64, &format!("midpoints amax {amax} scale {scale}"));
+                }
+            }
+            // Zeros, infinities, an outlier, scales that are float16 subnormals or round to 0 or saturate, -0.
+            let mut odd = vec![0.0; group]; // an all-zero group
+            odd.extend((0..group).map(|i| if i == 3 { f64::INFINITY } else { i as f64 * 0.37 - 1.0 }));
+            odd.extend((0..group).map(|i| if i % 5 == 1 { f64::NEG_INFINITY } else { 0.0 })); // only infinities
+            odd.extend((0..group).map(|i| if i == group / 2 { 3.0e38 } else { (i as f64 - 3.0) * 0.01 }));
+            odd.extend((0..group).map(|i| (i as f64 - 2.5) * 1.0e-8)); // scale below float16's range: 0
+            odd.extend((0..group).map(|i| (i as f64 - 2.5) * 3.0e-7)); // a subnormal float16 scale
+            odd.extend((0..group).map(|i| (i as f64 + 1.0) * -1.0e9)); // saturates at 65504
+            odd.extend((0..group).map(|i| if i % 2 == 0 { -0.0 } else { 0.0 }));
+            odd.extend((0..group).map(|i| if i % 3 == 0 { -0.0 } else { (i as f64).sqrt() }));
+            let odd: Vec<f64> = odd.into_iter().map(|v| f64::from(v as f32)).collect();
+            same_both_ways::<f32>(&s, &odd, "special values");
+            same_both_ways::<f64>(&s, &odd, "special values");
+            let huge: Vec<f64> = (0..group * 2).map(|i| (i as f64 - 5.0) * 1.0e300).collect();
+            same_both_ways::<f64>(&s, &huge, "float64 beyond float32");
+            let mut nan = random.clone();
+            nan[n - 3] = f64::NAN;
+            nan[group + 1] = f64::NAN;
+            same_both_ways::<f32>(&s, &nan, "NaN");
+            same_both_ways::<f64>(&s, &nan, "NaN");
+        }
+    }
 }

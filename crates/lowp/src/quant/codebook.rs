@@ -1,7 +1,8 @@
 //! Lookup (codebook) quantization (FORMATS.md §4): NF4 and user codebooks with an absmax scale per group,
 //! and BitMoD's mixture of FP4 / FP3 variants chosen per group by squared error.
 
-use super::layout::Layout;
+use super::codebook_kernel::{fit_groups, GridBooks, GroupJob};
+use super::layout::{finite_range, Layout};
 use super::{empty_block_scale, keep_first, stochastic_up, Granularity};
 use crate::error::{Error, Result};
 use crate::round::{check_len, Encoder};
@@ -273,7 +274,7 @@ impl CodebookScheme {
         axis: usize,
     ) -> Result<CodebookQuantized> {
         let books = [self.codebook.clone()];
-        quantize_grouped(&books, &self.scale_format, self.group, cfg, x, shape, axis)
+        quantize_grouped(&books, &self.scale_format, self.group, cfg, x, shape, axis, Route::Fastest)
     }
 }
 
@@ -375,7 +376,20 @@ impl BitMod {
         shape: &[usize],
         axis: usize,
     ) -> Result<CodebookQuantized> {
-        quantize_grouped(&self.variants(), &self.scale_format(), self.group, cfg, x, shape, axis)
+        quantize_grouped(&self.variants(), &self.scale_format(), self.group, cfg, x, shape, axis, Route::Fastest)
+    }
+
+    /// [`quantize`](Self::quantize) one element at a time through [`Codebook::index_of`], never by the batch
+    /// kernel: the reference the kernel is tested against (the same result for every input).
+    #[doc(hidden)]
+    pub fn quantize_per_element<T: Element>(
+        &self,
+        cfg: &Rounding,
+        x: &[T],
+        shape: &[usize],
+        axis: usize,
+    ) -> Result<CodebookQuantized> {
+        quantize_grouped(&self.variants(), &self.scale_format(), self.group, cfg, x, shape, axis, Route::PerElement)
     }
 }
 
@@ -451,7 +465,17 @@ impl GroupFit<'_> {
     }
 }
 
+/// How [`quantize_grouped`] searches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// The batch kernel where it applies (see [`GridBooks::new`]; contiguous groups), else per element.
+    Fastest,
+    /// Per element through [`Codebook::index_of`]: the reference.
+    PerElement,
+}
+
 /// Quantizes groups with each codebook of `books` and keeps the one with the least squared error.
+#[allow(clippy::too_many_arguments)]
 fn quantize_grouped<T: Element>(
     books: &[Codebook],
     scale_format: &Format,
@@ -460,6 +484,7 @@ fn quantize_grouped<T: Element>(
     x: &[T],
     shape: &[usize],
     axis: usize,
+    route: Route,
 ) -> Result<CodebookQuantized> {
     super::check_no_flip(cfg)?;
     if group == 0 {
@@ -467,19 +492,104 @@ fn quantize_grouped<T: Element>(
     }
     let layout = Layout::new(shape, axis, Granularity::Group(group))?;
     check_len(layout.len(), x.len())?;
-    let xs: Vec<f64> = x.iter().map(|v| v.to_f64()).collect();
-    if let Some(index) = xs.iter().position(|v| v.is_nan()) {
-        return Err(Error::NotRepresentable {
-            value: f64::NAN,
-            index,
-            format: "codebook".into(),
-            why: "codebooks have no NaN",
-        });
-    }
-    let nb = layout.blocks();
     let saturating = scale_format.clone().with_saturation(true);
     let rne = Rounding::new(RoundingMode::NearestEven);
     let fit = GroupFit { books, scale_format, scale_rounder: Encoder::new(&saturating, &rne)?, cfg };
+    let plan = if route == Route::Fastest && layout.contiguous() { GridBooks::new(books, cfg.mode) } else { None };
+    let (codes, scales, types) = match plan {
+        Some(plan) => by_kernel(&plan, &fit, &layout, x)?,
+        None => per_element(&fit, &layout, x)?,
+    };
+    Ok(CodebookQuantized {
+        codebooks: books.to_vec(),
+        code_bits: books[0].bits(),
+        type_bits: if books.len() > 1 { usize::BITS - (books.len() - 1).leading_zeros() } else { 0 },
+        scale_bits: scale_format.bits(),
+        group,
+        shape: shape.to_vec(),
+        axis,
+        codes,
+        scales,
+        types,
+    })
+}
+
+/// The error for a NaN at `index`.
+fn nan_at(index: usize) -> Error {
+    Error::NotRepresentable { value: f64::NAN, index, format: "codebook".into(), why: "codebooks have no NaN" }
+}
+
+/// Codes, scales and type ids of a contiguous layout by the batch kernel, in parallel batches of groups: per
+/// group its largest finite magnitude, the scales (rounded in one call per batch), then the kernel. Groups
+/// holding an infinity take [`GroupFit::best`]; a NaN is the error of the first one, as per element.
+#[allow(clippy::type_complexity)]
+fn by_kernel<T: Element>(
+    plan: &GridBooks,
+    fit: &GroupFit,
+    layout: &Layout,
+    x: &[T],
+) -> Result<(Vec<u8>, Vec<f64>, Vec<u8>)> {
+    let nb = layout.blocks();
+    let empty = empty_block_scale(fit.scale_format);
+    let failed = std::sync::Mutex::new(None);
+    let (mut codes, mut per_block) = (vec![0u8; x.len()], vec![(0.0, 0u8); nb]);
+    layout.par_batches(&mut codes, &mut per_block, |b0, i0, codes, blocks| {
+        let mut jobs = Vec::with_capacity(blocks.len());
+        let mut with_inf = Vec::new();
+        let mut raw = Vec::with_capacity(blocks.len() * plan.slots());
+        for (k, r) in layout.block_ranges(b0, blocks.len()).enumerate() {
+            let (lo, hi, nonfinite) = finite_range(&x[r.clone()]);
+            if nonfinite {
+                if let Some(i) = x[r.clone()].iter().position(|v| v.to_f64().is_nan()) {
+                    return keep_first(&failed, b0 + k, nan_at(r.start + i));
+                }
+                with_inf.push((k, r));
+                continue;
+            }
+            let amax = hi.max(-lo);
+            raw.extend((0..plan.slots()).map(|s| if amax == 0.0 { 0.0 } else { amax / plan.slot_max_abs(s) }));
+            jobs.push((k, GroupJob { at: r.start - i0, len: r.len(), scales: [0.0; 4], fitted: (0, 0.0) }));
+        }
+        let mut rounded = raw.clone();
+        fit.scale_rounder.round_at(0, &mut rounded);
+        let mut kernel_jobs: Vec<GroupJob> = jobs
+            .iter()
+            .zip(raw.chunks_exact(plan.slots()).zip(rounded.chunks_exact(plan.slots())))
+            .map(|((_, job), (raw, rounded))| {
+                let mut job = *job;
+                for s in 0..plan.slots() {
+                    job.scales[s] = if raw[s] == 0.0 { empty } else { rounded[s] };
+                }
+                job
+            })
+            .collect();
+        fit_groups(plan, &x[i0..i0 + codes.len()], &mut kernel_jobs, codes);
+        for ((k, _), job) in jobs.iter().zip(&kernel_jobs) {
+            blocks[*k] = (job.fitted.1, job.fitted.0);
+        }
+        for (k, r) in with_inf {
+            let vals: Vec<f64> = x[r.clone()].iter().map(|v| v.to_f64()).collect();
+            match fit.best(&vals, r.start, &mut codes[r.start - i0..r.end - i0]) {
+                Ok((t, scale)) => blocks[k] = (scale, t as u8),
+                Err(e) => return keep_first(&failed, b0 + k, e),
+            }
+        }
+    });
+    if let Some((_, e)) = failed.into_inner().expect("no panic while held") {
+        return Err(e);
+    }
+    let (scales, types) = per_block.into_iter().unzip();
+    Ok((codes, scales, types))
+}
+
+/// Codes, scales and type ids by [`GroupFit::best_at`], one element at a time: the reference.
+#[allow(clippy::type_complexity)]
+fn per_element<T: Element>(fit: &GroupFit, layout: &Layout, x: &[T]) -> Result<(Vec<u8>, Vec<f64>, Vec<u8>)> {
+    let xs: Vec<f64> = x.iter().map(|v| v.to_f64()).collect();
+    if let Some(index) = xs.iter().position(|v| v.is_nan()) {
+        return Err(nan_at(index));
+    }
+    let nb = layout.blocks();
     let (mut codes, mut scales, mut types) = (vec![0u8; xs.len()], vec![0.0; nb], vec![0u8; nb]);
     if layout.contiguous() {
         // Groups are independent: batches of them in parallel.
@@ -518,18 +628,7 @@ fn quantize_grouped<T: Element>(
             types[b] = t as u8;
         }
     }
-    Ok(CodebookQuantized {
-        codebooks: books.to_vec(),
-        code_bits: books[0].bits(),
-        type_bits: if books.len() > 1 { usize::BITS - (books.len() - 1).leading_zeros() } else { 0 },
-        scale_bits: scale_format.bits(),
-        group,
-        shape: shape.to_vec(),
-        axis,
-        codes,
-        scales,
-        types,
-    })
+    Ok((codes, scales, types))
 }
 
 impl CodebookQuantized {

@@ -21,6 +21,7 @@
 mod affine;
 mod bfp;
 mod codebook;
+mod codebook_kernel;
 mod fixed;
 mod layout;
 mod mx;
