@@ -521,7 +521,8 @@ fn nan_at(index: usize) -> Error {
 
 /// Codes, scales and type ids of a contiguous layout by the batch kernel, in parallel batches of groups: per
 /// group its largest finite magnitude, the scales (rounded in one call per batch), then the kernel. Groups
-/// holding an infinity take [`GroupFit::best`]; a NaN is the error of the first one, as per element.
+/// holding an infinity, or with a scale whose half is not exact (below twice float64's smallest normal number),
+/// take [`GroupFit::best`]; a NaN is the error of the first one, as per element.
 #[allow(clippy::type_complexity)]
 fn by_kernel<T: Element>(
     plan: &GridBooks,
@@ -531,43 +532,49 @@ fn by_kernel<T: Element>(
 ) -> Result<(Vec<u8>, Vec<f64>, Vec<u8>)> {
     let nb = layout.blocks();
     let empty = empty_block_scale(fit.scale_format);
+    let halves = |s: f64| s == 0.0 || s >= 2.0 * f64::MIN_POSITIVE;
     let failed = std::sync::Mutex::new(None);
     let (mut codes, mut per_block) = (vec![0u8; x.len()], vec![(0.0, 0u8); nb]);
     layout.par_batches(&mut codes, &mut per_block, |b0, i0, codes, blocks| {
-        let mut jobs = Vec::with_capacity(blocks.len());
-        let mut with_inf = Vec::new();
-        let mut raw = Vec::with_capacity(blocks.len() * plan.slots());
+        let slots = plan.slots();
+        let (mut jobs, mut aside) = (Vec::with_capacity(blocks.len()), Vec::new());
+        let (mut ks, mut raw) = (Vec::with_capacity(blocks.len()), Vec::with_capacity(blocks.len() * slots));
         for (k, r) in layout.block_ranges(b0, blocks.len()).enumerate() {
             let (lo, hi, nonfinite) = finite_range(&x[r.clone()]);
             if nonfinite {
                 if let Some(i) = x[r.clone()].iter().position(|v| v.to_f64().is_nan()) {
                     return keep_first(&failed, b0 + k, nan_at(r.start + i));
                 }
-                with_inf.push((k, r));
+                aside.push(k);
                 continue;
             }
             let amax = hi.max(-lo);
-            raw.extend((0..plan.slots()).map(|s| if amax == 0.0 { 0.0 } else { amax / plan.slot_max_abs(s) }));
-            jobs.push((k, GroupJob { at: r.start - i0, len: r.len(), scales: [0.0; 4], fitted: (0, 0.0) }));
+            raw.extend((0..slots).map(|s| if amax == 0.0 { 0.0 } else { amax / plan.slot_max_abs(s) }));
+            ks.push(k);
+            jobs.push(GroupJob { at: r.start - i0, len: r.len(), scales: [0.0; 4], fitted: (0, 0.0) });
         }
         let mut rounded = raw.clone();
         fit.scale_rounder.round_at(0, &mut rounded);
-        let mut kernel_jobs: Vec<GroupJob> = jobs
-            .iter()
-            .zip(raw.chunks_exact(plan.slots()).zip(rounded.chunks_exact(plan.slots())))
-            .map(|((_, job), (raw, rounded))| {
-                let mut job = *job;
-                for s in 0..plan.slots() {
-                    job.scales[s] = if raw[s] == 0.0 { empty } else { rounded[s] };
-                }
-                job
-            })
-            .collect();
-        fit_groups(plan, &x[i0..i0 + codes.len()], &mut kernel_jobs, codes);
-        for ((k, _), job) in jobs.iter().zip(&kernel_jobs) {
-            blocks[*k] = (job.fitted.1, job.fitted.0);
+        for (job, (raw, rounded)) in jobs.iter_mut().zip(raw.chunks_exact(slots).zip(rounded.chunks_exact(slots))) {
+            for s in 0..slots {
+                job.scales[s] = if raw[s] == 0.0 { empty } else { rounded[s] };
+            }
         }
-        for (k, r) in with_inf {
+        let mut i = 0;
+        while i < jobs.len() {
+            if jobs[i].scales[..slots].iter().all(|&s| halves(s)) {
+                i += 1;
+            } else {
+                jobs.remove(i);
+                aside.push(ks.remove(i)); // float64 subnormal scales (a float64 scale format): rare
+            }
+        }
+        fit_groups(plan, &x[i0..i0 + codes.len()], &mut jobs, codes);
+        for (&k, job) in ks.iter().zip(&jobs) {
+            blocks[k] = (job.fitted.1, job.fitted.0);
+        }
+        for k in aside {
+            let r = layout.block_range(b0 + k);
             let vals: Vec<f64> = x[r.clone()].iter().map(|v| v.to_f64()).collect();
             match fit.best(&vals, r.start, &mut codes[r.start - i0..r.end - i0]) {
                 Ok((t, scale)) => blocks[k] = (scale, t as u8),

@@ -157,20 +157,17 @@ isa_dispatched! {
 /// scale) into the job: what `GroupFit::best` gives. Compiled per instruction set.
 pub(super) fn fit_groups<T: Element>(plan: &GridBooks, x: &[T], jobs: &mut [GroupJob], codes: &mut [u8]) {
     let longest = jobs.iter().map(|j| j.len).max().unwrap_or(0);
-    let mut buf = Buffers {
-        v: vec![0.0; GROUPS * longest],
-        h: vec![0; GROUPS * BOOKS * longest],
-        val2: vec![0; GROUPS * BOOKS * longest],
-    };
+    let mut buf = Buffers { h: vec![0; GROUPS * BOOKS * longest], sq: vec![0.0; GROUPS * BOOKS * longest] };
     let mut rest = jobs;
     while !rest.is_empty() {
         let n = rest[0].len;
         let same = rest.iter().take(GROUPS).take_while(|j| j.len == n).count();
         let (now, later) = rest.split_at_mut(if same == GROUPS { GROUPS } else { 1 });
-        if now.len() == GROUPS {
-            fit_many::<T, GROUPS>(plan, x, now, codes, &mut buf);
-        } else {
-            fit_many::<T, 1>(plan, x, now, codes, &mut buf);
+        match (now.len() == GROUPS, plan.used <= 7) {
+            (true, true) => fit_many::<T, GROUPS, 7>(plan, x, now, codes, &mut buf),
+            (true, false) => fit_many::<T, GROUPS, THRESHOLDS>(plan, x, now, codes, &mut buf),
+            (false, true) => fit_many::<T, 1, 7>(plan, x, now, codes, &mut buf),
+            (false, false) => fit_many::<T, 1, THRESHOLDS>(plan, x, now, codes, &mut buf),
         }
         rest = later;
     }
@@ -179,17 +176,19 @@ pub(super) fn fit_groups<T: Element>(plan: &GridBooks, x: &[T], jobs: &mut [Grou
 
 /// Scratch memory of [`fit_groups`], for [`GROUPS`] groups.
 struct Buffers {
-    /// The elements in float64, per group.
-    v: Vec<f64>,
     /// Per group and scale slot, each element's half-cell.
     h: Vec<i8>,
-    /// Per group, twice each element's value in each variant, [element][variant].
-    val2: Vec<i8>,
+    /// Per element, each group's squared error in each variant: rows [group][variant].
+    sq: Vec<f64>,
 }
 
-/// [`fit_groups`] of `G` groups of one length.
+/// Elements per step of [`fit_many`]: 64 byte lanes of [element][variant].
+const E: usize = LANES / BOOKS;
+
+/// [`fit_groups`] of `G` groups of one length, in steps of [`E`] elements: their half-cells per scale slot,
+/// twice their values and their squared errors per variant; then the sums and the winner's codes.
 #[inline(always)]
-fn fit_many<T: Element, const G: usize>(
+fn fit_many<T: Element, const G: usize, const N: usize>(
     plan: &GridBooks,
     x: &[T],
     jobs: &mut [GroupJob],
@@ -197,119 +196,180 @@ fn fit_many<T: Element, const G: usize>(
     buf: &mut Buffers,
 ) {
     let n = jobs[0].len;
-    let (v, h, val2) = (&mut buf.v[..G * n], &mut buf.h[..G * BOOKS * n], &mut buf.val2[..G * BOOKS * n]);
-    for (g, job) in jobs.iter().enumerate() {
-        let xg = &x[job.at..job.at + n];
-        let hg = &mut h[g * BOOKS * n..(g + 1) * BOOKS * n];
-        for s in 0..plan.slots {
-            half_cells(xg, job.scales[s], &mut hg[s * n..(s + 1) * n]);
-        }
-        for (o, e) in v[g * n..(g + 1) * n].iter_mut().zip(xg) {
-            *o = e.to_f64();
-        }
-        values(plan, hg, n, &mut val2[g * BOOKS * n..(g + 1) * BOOKS * n]);
-    }
-    // The squared errors, added in element order (as the reference does) in independent chains: G groups times
-    // the 4 variants.
+    let row = G * BOOKS;
+    let (h, sq) = (&mut buf.h[..G * BOOKS * n], &mut buf.sq[..G * BOOKS * n]);
     let mut scale = [[0.0f64; BOOKS]; G];
     for (sg, job) in scale.iter_mut().zip(jobs.iter()) {
         for (s, &slot) in sg.iter_mut().zip(&plan.slot) {
             *s = job.scales[slot];
         }
     }
-    let mut err = [[0.0f64; BOOKS]; G];
-    for j in 0..n {
-        for g in 0..G {
-            let x = v[g * n + j];
-            let vals = &val2[g * BOOKS * n + BOOKS * j..][..BOOKS];
-            for t in 0..BOOKS {
-                let d = x - f64::from(vals[t]) * 0.5 * scale[g][t];
-                err[g][t] += d * d;
-            }
+    for (g, job) in jobs.iter().enumerate() {
+        let xg = &x[job.at..job.at + n];
+        let hg = &mut h[g * BOOKS * n..(g + 1) * BOOKS * n];
+        let cells: [Cells; BOOKS] = std::array::from_fn(|s| Cells::new(job.scales[s]));
+        // value * scale as val2 * (scale / 2): the same real product (the callers give scales whose half is
+        // exact), rounded once, as the reference's values[k] * scale.
+        let half: [f64; LANES] = std::array::from_fn(|l| scale[g][l % BOOKS] * 0.5);
+        let step = Step { plan, cells: &cells, half: &half, row, n };
+        let mut xs = xg.chunks_exact(E);
+        for (c, xc) in (&mut xs).enumerate() {
+            step.run::<T, N>(c * E, xc.try_into().expect("chunks of E"), E, hg, &mut sq[g * BOOKS..]);
+        }
+        let rest = xs.remainder();
+        if !rest.is_empty() {
+            let mut pad = [T::from_f64(0.0); E];
+            pad[..rest.len()].copy_from_slice(rest);
+            step.run::<T, N>(n - rest.len(), &pad, rest.len(), hg, &mut sq[g * BOOKS..]);
+        }
+    }
+    // Added in element order, as the reference does, in independent chains: G groups times the 4 variants, one
+    // contiguous row of squares per element.
+    let mut err = [0.0f64; GROUPS * BOOKS];
+    for r in sq.chunks_exact(row) {
+        for l in 0..row {
+            err[l] += r[l];
         }
     }
     for (g, job) in jobs.iter_mut().enumerate() {
         let mut best = 0;
         for t in 1..plan.books {
-            if err[g][t] < err[g][best] {
+            if err[g * BOOKS + t] < err[g * BOOKS + best] {
                 best = t;
             }
         }
         job.fitted = (best as u8, scale[g][best]);
         let s = plan.slot[best];
         let hs = &h[g * BOOKS * n + s * n..][..n];
-        code_of(&plan.thresholds[best], plan.used, hs, &mut codes[job.at..job.at + n]);
+        code_of::<N>(&plan.thresholds[best], hs, &mut codes[job.at..job.at + n]);
     }
 }
 
-/// Twice the value of each element in each variant, [element][variant], from the elements' half-cells per
-/// scale slot (`h`: slot-major, `n` each).
-#[inline(always)]
-fn values(plan: &GridBooks, h: &[i8], n: usize, val2: &mut [i8]) {
-    let by = |t: usize| &h[plan.slot[t] * n..(plan.slot[t] + 1) * n];
-    let (h0, h1, h2, h3) = (by(0), by(1), by(2), by(3));
-    for (j, o) in val2.chunks_exact_mut(BOOKS).enumerate() {
-        o.copy_from_slice(&[h0[j], h1[j], h2[j], h3[j]]);
-    }
-    let step = |lanes: &mut [i8]| {
-        let mut acc = plan.lane_first;
-        for i in 0..plan.used {
-            let (th, st) = (&plan.lane_thresholds[i], &plan.lane_steps[i]);
-            for l in 0..LANES {
-                acc[l] = acc[l].wrapping_add(if lanes[l] > th[l] { st[l] } else { 0 });
-            }
+/// One step of [`fit_many`] in one group.
+struct Step<'a> {
+    plan: &'a GridBooks,
+    /// Per scale slot.
+    cells: &'a [Cells; BOOKS],
+    /// Half the scale of each lane's variant.
+    half: &'a [f64; LANES],
+    /// Squares per row (element).
+    row: usize,
+    /// Elements in the group.
+    n: usize,
+}
+
+impl Step<'_> {
+    /// Elements `j0..j0 + len` of the group (`xc`, padded to [`E`]): their half-cells into `h` (per slot, `n`
+    /// each) and their squared errors into the rows of `sq` (from this group's place in the first row).
+    #[inline(always)]
+    fn run<T: Element, const N: usize>(&self, j0: usize, xc: &[T; E], len: usize, h: &mut [i8], sq: &mut [f64]) {
+        let (plan, n) = (self.plan, self.n);
+        let mut hs = [[0i8; E]; BOOKS];
+        for s in 0..plan.slots {
+            self.cells[s].of(xc, &mut hs[s]);
+            h[s * n + j0..s * n + j0 + len].copy_from_slice(&hs[s][..len]);
         }
-        lanes.copy_from_slice(&acc[..lanes.len()]);
-    };
-    let mut chunks = val2.chunks_exact_mut(LANES);
-    for c in &mut chunks {
-        step(c);
+        let hv: [[i8; E]; BOOKS] = std::array::from_fn(|t| hs[plan.slot[t]]);
+        let val2 = values::<N>(plan, &hv);
+        let xf: [f64; E] = std::array::from_fn(|e| xc[e].to_f64());
+        let xl: [f64; LANES] = std::array::from_fn(|l| xf[l / BOOKS]);
+        let mut out = [0.0f64; LANES];
+        for l in 0..LANES {
+            let d = xl[l] - f64::from(val2[l]) * self.half[l];
+            out[l] = d * d;
+        }
+        for (e, o) in out.chunks_exact(BOOKS).take(len).enumerate() {
+            sq[(j0 + e) * self.row..][..BOOKS].copy_from_slice(o);
+        }
     }
-    let rest = chunks.into_remainder();
-    if !rest.is_empty() {
-        let mut pad = [0i8; LANES];
-        pad[..rest.len()].copy_from_slice(rest);
-        step(&mut pad);
-        let k = rest.len();
-        rest.copy_from_slice(&pad[..k]);
+}
+
+/// Twice the value of [`E`] elements in each variant, [element][variant], from their half-cells per variant,
+/// over the first `N` thresholds (the rest are padding).
+#[inline(always)]
+fn values<const N: usize>(plan: &GridBooks, hv: &[[i8; E]; BOOKS]) -> [i8; LANES] {
+    let mut hh = [0i8; LANES];
+    for e in 0..E {
+        for t in 0..BOOKS {
+            hh[e * BOOKS + t] = hv[t][e];
+        }
     }
+    // Two chains of additions rather than one: the compares are independent.
+    let (mut even, mut odd) = (plan.lane_first, [0i8; LANES]);
+    for i in 0..N {
+        let (th, st) = (&plan.lane_thresholds[i], &plan.lane_steps[i]);
+        let acc = if i % 2 == 0 { &mut even } else { &mut odd };
+        for l in 0..LANES {
+            acc[l] = acc[l].wrapping_add(if hh[l] > th[l] { st[l] } else { 0 });
+        }
+    }
+    std::array::from_fn(|l| even[l].wrapping_add(odd[l]))
 }
 
 /// The codes of one variant from the elements' half-cells: the number of its thresholds below each.
 #[inline(always)]
-fn code_of(thresholds: &[i8; THRESHOLDS], used: usize, h: &[i8], codes: &mut [u8]) {
-    let count = |hs: &[i8], out: &mut [u8]| {
-        let mut acc = [0u8; LANES];
-        for &th in &thresholds[..used] {
-            for l in 0..LANES {
-                acc[l] += u8::from(hs[l] > th);
-            }
-        }
-        out.copy_from_slice(&acc[..out.len()]);
-    };
+fn code_of<const N: usize>(thresholds: &[i8; THRESHOLDS], h: &[i8], codes: &mut [u8]) {
     let mut hs = h.chunks_exact(LANES);
     let mut cs = codes.chunks_exact_mut(LANES);
     for (hc, cc) in (&mut hs).zip(&mut cs) {
-        count(hc, cc);
+        let count = count_below::<N>(thresholds, hc.try_into().expect("LANES"));
+        cc.copy_from_slice(&count);
     }
-    let rest = hs.remainder();
+    let (rest, out) = (hs.remainder(), cs.into_remainder());
     if !rest.is_empty() {
         let mut pad = [0i8; LANES];
         pad[..rest.len()].copy_from_slice(rest);
-        count(&pad, cs.into_remainder());
+        out.copy_from_slice(&count_below::<N>(thresholds, &pad)[..out.len()]);
     }
 }
 
-/// The half-cell of x / s for each element (0 for every element when s is 0, as the reference's quotient).
+/// The number of the first `N` thresholds below each of [`LANES`] half-cells.
 #[inline(always)]
-fn half_cells<T: Element>(x: &[T], s: f64, out: &mut [i8]) {
-    if s == 0.0 {
-        out.fill(0);
-        return;
+fn count_below<const N: usize>(thresholds: &[i8; THRESHOLDS], h: &[i8; LANES]) -> [u8; LANES] {
+    let mut acc = [0u8; LANES];
+    for &th in &thresholds[..N] {
+        for l in 0..LANES {
+            acc[l] += u8::from(h[l] > th);
+        }
     }
-    match T::typed(x) {
-        Typed::F32(x) => half_cells_f32(x, s, out),
-        Typed::F64(x) => half_cells_f64(x, s, out),
+    acc
+}
+
+/// The half-cells of x / s for one scale s (0 for every element when s is 0, as the reference's quotient).
+struct Cells {
+    s: f64,
+    /// 4 / s in float64 and float32, when a normal number.
+    r: Option<f64>,
+    r32: Option<f32>,
+}
+
+impl Cells {
+    fn new(s: f64) -> Cells {
+        let r = 4.0 / s;
+        let r32 = r as f32;
+        Cells { s, r: r.is_normal().then_some(r), r32: r32.is_normal().then_some(r32) }
+    }
+
+    /// The half-cells of [`E`] elements.
+    #[inline(always)]
+    fn of<T: Element>(&self, x: &[T; E], out: &mut [i8; E]) {
+        if self.s == 0.0 {
+            *out = [0; E];
+            return;
+        }
+        let all = match T::typed(x) {
+            Typed::F32(x) => self.r32.is_some_and(|r| by_product_f32(x.try_into().expect("E"), r, out)),
+            Typed::F64(x) => self.r.is_some_and(|r| {
+                let (lo, hi) = out.split_at_mut(E / 2);
+                let a = by_product_f64(x[..E / 2].try_into().expect("E"), r, lo.try_into().expect("E"));
+                a & by_product_f64(x[E / 2..].try_into().expect("E"), r, hi.try_into().expect("E"))
+            }),
+        };
+        if !all {
+            for (o, v) in out.iter_mut().zip(x) {
+                *o = exact_half_cell(v.to_f64() / self.s);
+            }
+        }
     }
 }
 
@@ -331,86 +391,46 @@ fn exact_half_cell(q: f64) -> i8 {
     h as i8
 }
 
-/// [`half_cells`] of float32 data: the product x * (4 / s) in float32 where it is further than 2^-20 of its
-/// magnitude from every integer, else the float64 quotient, in lanes of 16.
+/// The half-cells of [`E`] float32 elements from the product x * r (r = 4 / s in float32), and whether each is
+/// safely inside its cell: further than 2^-20 of its magnitude from every integer (and above 2^-100: no
+/// underflow).
 ///
-/// 4 / s and the product each round once in float32: the product is within 2^-23 (plus a little) of 4x / s
-/// relative to itself, and 4 times the float64 quotient within 2^-52. So a product further than 2^-20 from
-/// every integer (and above 2^-100: no underflow) lies in the same cell as 4q. Its integer comes out of the
-/// bit pattern of g + 1.5 * 2^23, after clamping g to +-32.5 (beyond every threshold, and inside a cell).
+/// r and the product each round once in float32: the product is within 2^-23 (plus a little) of 4x / s
+/// relative to itself, and 4 times the float64 quotient within 2^-52. So a product that far from every
+/// integer lies in the same cell as 4q. Its integer comes out of the bit pattern of g + 1.5 * 2^23, after
+/// clamping g to +-32.5 (beyond every threshold, and inside a cell).
 #[inline(always)]
-fn half_cells_f32(x: &[f32], s: f64, out: &mut [i8]) {
+fn by_product_f32(x: &[f32; E], r: f32, out: &mut [i8; E]) -> bool {
     const SHIFT: f32 = 12582912.0; // 1.5 * 2^23
     const MARGIN: f32 = 1.0 / 1048576.0; // 2^-20
     const TINY: f32 = 1.0 / 1267650600228229401496703205376.0; // 2^-100
-    const L: usize = 16;
-    let r = (4.0 / s) as f32;
-    let by_product = r.is_normal();
-    let fast = |v: f32| -> (i8, bool) {
-        let g = (v * r).clamp(-32.5, 32.5);
+    let mut all = true;
+    for l in 0..E {
+        let g = (x[l] * r).clamp(-32.5, 32.5);
         let t = g + SHIFT;
         let d = g - (t - SHIFT);
         let k = t.to_bits() as i32 - 0x4B40_0000;
-        let h = 2 * k + if d > 0.0 { 1 } else { -1 };
-        (h as i8, (d.abs() > g.abs() * MARGIN) & (g.abs() > TINY))
-    };
-    let slow = |xs: &[f32], os: &mut [i8]| {
-        for (&v, o) in xs.iter().zip(os.iter_mut()) {
-            *o = exact_half_cell(f64::from(v) / s);
-        }
-    };
-    let mut xs = x.chunks_exact(L);
-    let mut os = out.chunks_exact_mut(L);
-    for (xc, oc) in (&mut xs).zip(&mut os) {
-        let mut all = by_product;
-        for l in 0..L {
-            let (h, ok) = fast(xc[l]);
-            oc[l] = h;
-            all &= ok;
-        }
-        if !all {
-            slow(xc, oc);
-        }
+        out[l] = (2 * k + if d > 0.0 { 1 } else { -1 }) as i8;
+        all &= (d.abs() > g.abs() * MARGIN) & (g.abs() > TINY);
     }
-    slow(xs.remainder(), os.into_remainder());
+    all
 }
 
-/// [`half_cells`] of float64 data: the product x * (4 / s) where it is further than 2^-50 of its magnitude
-/// from every integer (4 / s and the product round once each, the quotient once: within 3 units of the 53rd
-/// bit), else the quotient, in lanes of 8.
+/// [`by_product_f32`] for float64 data, with r = 4 / s in float64 and a margin of 2^-50: 4 / s and the product
+/// round once each, the quotient once, so they are within 3 units of the 53rd bit.
 #[inline(always)]
-fn half_cells_f64(x: &[f64], s: f64, out: &mut [i8]) {
+fn by_product_f64(x: &[f64; E / 2], r: f64, out: &mut [i8; E / 2]) -> bool {
     const SHIFT: f64 = 6755399441055744.0; // 1.5 * 2^52
     const MARGIN: f64 = 1.0 / 1125899906842624.0; // 2^-50
     const TINY: f64 = 1.0 / 1267650600228229401496703205376.0; // 2^-100
-    const L: usize = 8;
-    let r = 4.0 / s;
-    let by_product = r.is_normal();
-    let fast = |v: f64| -> (i8, bool) {
-        let g = (v * r).clamp(-32.5, 32.5);
+    let mut all = true;
+    for l in 0..E / 2 {
+        let g = (x[l] * r).clamp(-32.5, 32.5);
         let t = g + SHIFT;
         let d = g - (t - SHIFT);
         let k = t.to_bits() as i64 - 0x4338_0000_0000_0000;
-        let h = 2 * k + if d > 0.0 { 1 } else { -1 };
-        (h as i8, (d.abs() > g.abs() * MARGIN) & (g.abs() > TINY))
-    };
-    let slow = |xs: &[f64], os: &mut [i8]| {
-        for (&v, o) in xs.iter().zip(os.iter_mut()) {
-            *o = exact_half_cell(v / s);
-        }
-    };
-    let mut xs = x.chunks_exact(L);
-    let mut os = out.chunks_exact_mut(L);
-    for (xc, oc) in (&mut xs).zip(&mut os) {
-        let mut all = by_product;
-        for l in 0..L {
-            let (h, ok) = fast(xc[l]);
-            oc[l] = h;
-            all &= ok;
-        }
-        if !all {
-            slow(xc, oc);
-        }
+        out[l] = (2 * k + if d > 0.0 { 1 } else { -1 }) as i8;
+        all &= (d.abs() > g.abs() * MARGIN) & (g.abs() > TINY);
     }
-    slow(xs.remainder(), os.into_remainder());
+    all
 }
