@@ -2,7 +2,7 @@
 //! and BitMoD's mixture of FP4 / FP3 variants chosen per group by squared error.
 
 use super::codebook_kernel::{fit_groups, GridBooks, GroupJob};
-use super::layout::{finite_range, Layout};
+use super::layout::{finite_range, Codes, Layout};
 use super::{empty_block_scale, keep_first, stochastic_up, Granularity};
 use crate::error::{Error, Result};
 use crate::round::{check_len, Encoder};
@@ -379,6 +379,36 @@ impl BitMod {
         quantize_grouped(&self.variants(), &self.scale_format(), self.group, cfg, x, shape, axis, Route::Fastest)
     }
 
+    /// [`quantize`](Self::quantize) straight into the packed codes, with the scales and type ids, where the
+    /// batch kernel runs and the layout packs (None otherwise): what
+    /// [`QuantizedTensor::quantize`](super::QuantizedTensor::quantize) uses.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn quantize_packed<T: Element>(
+        &self,
+        cfg: &Rounding,
+        x: &[T],
+        shape: &[usize],
+        axis: usize,
+    ) -> Result<Option<(Vec<u8>, Vec<f64>, Vec<u8>)>> {
+        super::check_no_flip(cfg)?;
+        let layout = Layout::new(shape, axis, Granularity::Group(self.group))?;
+        check_len(layout.len(), x.len())?;
+        let books = self.variants();
+        let plan = if layout.contiguous() { GridBooks::new(&books, cfg.mode) } else { None };
+        let Some(plan) = plan.filter(|_| layout.packs(self.bits)) else { return Ok(None) };
+        let scale_format = self.scale_format();
+        let saturating = scale_format.clone().with_saturation(true);
+        let rne = Rounding::new(RoundingMode::NearestEven);
+        let fit = GroupFit {
+            books: &books,
+            scale_format: &scale_format,
+            scale_rounder: Encoder::new(&saturating, &rne)?,
+            cfg,
+        };
+        let (codes, scales, types) = by_kernel(&plan, &fit, &layout, x, Some(self.bits))?;
+        Ok(codes.packed().map(|codes| (codes, scales, types)))
+    }
+
     /// [`quantize`](Self::quantize) one element at a time through [`Codebook::index_of`], never by the batch
     /// kernel: the reference the kernel is tested against (the same result for every input).
     #[doc(hidden)]
@@ -497,7 +527,10 @@ fn quantize_grouped<T: Element>(
     let fit = GroupFit { books, scale_format, scale_rounder: Encoder::new(&saturating, &rne)?, cfg };
     let plan = if route == Route::Fastest && layout.contiguous() { GridBooks::new(books, cfg.mode) } else { None };
     let (codes, scales, types) = match plan {
-        Some(plan) => by_kernel(&plan, &fit, &layout, x)?,
+        Some(plan) => {
+            let (codes, scales, types) = by_kernel(&plan, &fit, &layout, x, None)?;
+            (codes.each(), scales, types)
+        }
         None => per_element(&fit, &layout, x)?,
     };
     Ok(CodebookQuantized {
@@ -529,13 +562,14 @@ fn by_kernel<T: Element>(
     fit: &GroupFit,
     layout: &Layout,
     x: &[T],
-) -> Result<(Vec<u8>, Vec<f64>, Vec<u8>)> {
+    pack: Option<u32>,
+) -> Result<(Codes<u8>, Vec<f64>, Vec<u8>)> {
     let nb = layout.blocks();
     let empty = empty_block_scale(fit.scale_format);
     let halves = |s: f64| s == 0.0 || s >= 2.0 * f64::MIN_POSITIVE;
     let failed = std::sync::Mutex::new(None);
-    let (mut codes, mut per_block) = (vec![0u8; x.len()], vec![(0.0, 0u8); nb]);
-    layout.par_batches(&mut codes, &mut per_block, |b0, i0, codes, blocks| {
+    let mut per_block = vec![(0.0, 0u8); nb];
+    let work = |b0: usize, i0: usize, codes: &mut [u8], blocks: &mut [(f64, u8)]| {
         let slots = plan.slots();
         let (mut jobs, mut aside) = (Vec::with_capacity(blocks.len()), Vec::new());
         let (mut ks, mut raw) = (Vec::with_capacity(blocks.len()), Vec::with_capacity(blocks.len() * slots));
@@ -581,12 +615,13 @@ fn by_kernel<T: Element>(
                 Err(e) => return keep_first(&failed, b0 + k, e),
             }
         }
-    });
+    };
+    let codes = layout.run_batches(pack, &mut per_block, work, u64::from);
     if let Some((_, e)) = failed.into_inner().expect("no panic while held") {
         return Err(e);
     }
     let (scales, types) = per_block.into_iter().unzip();
-    Ok((codes, scales, types))
+    Ok((codes.expect("callers check that the layout packs"), scales, types))
 }
 
 /// Codes, scales and type ids by [`GroupFit::best_at`], one element at a time: the reference.

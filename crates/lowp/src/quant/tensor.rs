@@ -165,6 +165,15 @@ impl QuantizedTensor {
                 }
                 parts
             }
+            Scheme::BitMod(s) => {
+                let Some((codes, scales, types)) = s.quantize_packed(cfg, x, shape, axis)? else { return Ok(None) };
+                let specs = specs(scheme, shape, axis)?;
+                vec![
+                    Part::of(&specs[0], codes),
+                    scale_part(&specs[1], &scales)?,
+                    Part::packed(&specs[2], &types, |&c| u64::from(c)),
+                ]
+            }
             _ => return Ok(None),
         };
         let t = QuantizedTensor { scheme: scheme.clone(), shape: shape.to_vec(), axis, parts };
