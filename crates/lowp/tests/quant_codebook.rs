@@ -1,6 +1,6 @@
 //! Codebooks (NF4, user lists) and BitMoD against references written here.
 
-use lowp::quant::{BitMod, Codebook, CodebookScheme, NF4};
+use lowp::quant::{BitMod, Codebook, CodebookQuantized, CodebookScheme, NF4};
 use lowp::{Element, Format, Rounding, RoundingMode};
 
 mod common;
@@ -221,15 +221,31 @@ const ALL_MODES: [RoundingMode; 11] = [
 
 /// `x` (float64 values, each exact in `T`) quantized by `s` both ways, with 1 and 2 threads, in every mode: the
 /// same codes, scales (bit for bit), type ids, or the same error.
-fn same_both_ways<T: Element>(s: &BitMod, x: &[f64], what: &str) {
+/// A scheme with the batch kernel and the per-element path.
+trait TwoRoutes: std::fmt::Display + Sync {
+    fn both<T: Element>(&self, cfg: &Rounding, x: &[T]) -> [lowp::Result<CodebookQuantized>; 2];
+}
+
+impl TwoRoutes for BitMod {
+    fn both<T: Element>(&self, cfg: &Rounding, x: &[T]) -> [lowp::Result<CodebookQuantized>; 2] {
+        [self.quantize(cfg, x, &[x.len()], 0), self.quantize_per_element(cfg, x, &[x.len()], 0)]
+    }
+}
+
+impl TwoRoutes for CodebookScheme {
+    fn both<T: Element>(&self, cfg: &Rounding, x: &[T]) -> [lowp::Result<CodebookQuantized>; 2] {
+        [self.quantize(cfg, x, &[x.len()], 0), self.quantize_per_element(cfg, x, &[x.len()], 0)]
+    }
+}
+
+fn same_both_ways<T: Element>(s: &impl TwoRoutes, x: &[f64], what: &str) {
     let xt: Vec<T> = x.iter().map(|&v| T::from_f64(v)).collect();
     assert!(xt.iter().zip(x).all(|(a, b)| a.to_f64().to_bits() == b.to_bits()), "{what}: inputs exact in {}", T::DTYPE);
     for mode in ALL_MODES {
         let cfg = Rounding::new(mode).with_seed(7);
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let (fast, slow) = pool
-                .install(|| (s.quantize(&cfg, &xt, &[xt.len()], 0), s.quantize_per_element(&cfg, &xt, &[xt.len()], 0)));
+            let [fast, slow] = pool.install(|| s.both(&cfg, &xt));
             let ctx = format!("{s} {what} {} {mode:?} {threads} threads", T::DTYPE);
             match (fast, slow) {
                 (Ok(f), Ok(r)) => {
@@ -338,6 +354,41 @@ fn bitmod_kernel_matches_per_element() {
             nan[group + 1] = f64::NAN;
             same_both_ways::<f32>(&s, &nan, "NaN");
             same_both_ways::<f64>(&s, &nan, "NaN");
+        }
+    }
+}
+
+/// The batch kernel with one codebook (padded to four variants inside), against the per-element path: codebooks
+/// that qualify (BitMoD's variants, a short dyadic list) and ones that do not (NF4, a ratio of 3 between
+/// neighbours: the per-element path either way), with float32 and float16 scales.
+#[test]
+fn codebook_kernel_matches_per_element() {
+    let mut rng = TestRng::new(12);
+    let mut uniform = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let x: Vec<f64> =
+        (0..32 * 40 + 9).map(|i| f64::from(((uniform() * 2.0 - 1.0) * 2f64.powi(i / 32 % 9 - 4)) as f32)).collect();
+    let eighths: Vec<f64> = (-64..=64).map(|h| f64::from(h) / 8.0).collect();
+    let mut books: Vec<(String, Codebook)> = BitMod::new(4, 32)
+        .unwrap()
+        .variants()
+        .into_iter()
+        .chain(BitMod::new(3, 32).unwrap().variants())
+        .enumerate()
+        .map(|(i, b)| (format!("variant{i}"), b))
+        .collect();
+    books.push(("dyadic".into(), Codebook::new(&[-4.0, -2.0, -1.0, 0.0, 1.0, 1.5, 2.0, 3.0, 4.0]).unwrap()));
+    books.push(("ratio3".into(), Codebook::new(&[-1.0, 0.0, 1.0, 3.0]).unwrap()));
+    books.push(("nf4".into(), Codebook::nf4()));
+    for (name, book) in books {
+        for scale in ["float32", "float16"] {
+            let s =
+                CodebookScheme::new(&name, book.clone(), 32).unwrap().with_scale_format(Format::parse(scale).unwrap());
+            same_both_ways::<f32>(&s, &x, scale);
+            same_both_ways::<f64>(&s, &x, scale);
+            let max_abs = book.max_abs();
+            let sc = half::f16::from_f64(1.5 / max_abs).to_f64();
+            let points: Vec<f64> = eighths.iter().map(|e| e * sc).collect();
+            same_both_ways::<f64>(&s, &groups_at::<f64>(1.5, &points, 32), &format!("{scale} midpoints"));
         }
     }
 }

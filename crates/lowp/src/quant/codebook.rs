@@ -276,6 +276,20 @@ impl CodebookScheme {
         let books = [self.codebook.clone()];
         quantize_grouped(&books, &self.scale_format, self.group, cfg, x, shape, axis, Route::Fastest)
     }
+
+    /// [`quantize`](Self::quantize) one element at a time through [`Codebook::index_of`], never by the batch
+    /// kernel: the reference the kernel is tested against (the same result for every input).
+    #[doc(hidden)]
+    pub fn quantize_per_element<T: Element>(
+        &self,
+        cfg: &Rounding,
+        x: &[T],
+        shape: &[usize],
+        axis: usize,
+    ) -> Result<CodebookQuantized> {
+        let books = [self.codebook.clone()];
+        quantize_grouped(&books, &self.scale_format, self.group, cfg, x, shape, axis, Route::PerElement)
+    }
 }
 
 impl std::fmt::Display for CodebookScheme {
