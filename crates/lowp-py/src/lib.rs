@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use std::path::PathBuf;
 
 mod arith;
+mod ptq;
 
 /// An exception of class `class` from `lowp._errors`.
 fn raise(class: &str, msg: String) -> PyErr {
@@ -1176,6 +1177,7 @@ fn _lowp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_file, m)?)?;
     m.add_function(wrap_pyfunction!(save_file, m)?)?;
     arith::register(m)?;
+    ptq::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

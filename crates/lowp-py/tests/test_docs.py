@@ -12,9 +12,10 @@ import lowp
 import lowp.compat
 import lowp.linalg
 import lowp.ops
+import lowp.ptq
 
 README = Path(__file__).resolve().parents[3] / "README.md"
-MODULES = [lowp, lowp.compat, lowp.ops, lowp.linalg, lowp._lowp]
+MODULES = [lowp, lowp.compat, lowp.ops, lowp.linalg, lowp.ptq, lowp._lowp]
 try:
     import lowp.torch
 

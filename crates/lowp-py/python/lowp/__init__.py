@@ -82,6 +82,7 @@ __all__ = [
     "NumericalError",
     "ops",
     "linalg",
+    "ptq",
 ]
 
 FormatLike = Union[str, Format]
@@ -678,4 +679,4 @@ def save(path: PathLike, tensors: Mapping[str, QuantizedTensor]) -> None:
 
 
 # The arithmetic submodules use the helpers above (formats, modes, seeds, data conversion).
-from . import linalg, ops  # noqa: E402
+from . import linalg, ops, ptq  # noqa: E402

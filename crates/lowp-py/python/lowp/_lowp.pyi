@@ -224,3 +224,25 @@ def refine_array(
     seed: int,
 ) -> Tuple[npt.NDArray[np.float64], List[Tuple[float, Optional[float], float]], bool]:
     """``(x, steps, converged)``; each step is (backward error, forward error or None, correction)."""
+def gptq_array(
+    w: npt.NDArray[np.float64],
+    rows: int,
+    cols: int,
+    h: npt.NDArray[np.float64],
+    scheme: str,
+    damp: float,
+    block: int,
+    act_order: bool,
+    static_groups: bool,
+) -> Tuple[QuantizedTensor, npt.NDArray[np.float64], float]:
+    """``(quantized tensor, dequantized values, loss)`` of GPTQ on the row-major ``[rows, cols]`` weight."""
+def hessian_array(x: npt.NDArray[np.float32], rows: int, dim: int) -> npt.NDArray[np.float64]:
+    """H = 2 XᵀX / n of the row-major ``[rows, dim]`` inputs, flat."""
+def hessian_error_array(
+    w: npt.NDArray[np.float64],
+    q: npt.NDArray[np.float64],
+    rows: int,
+    cols: int,
+    h: npt.NDArray[np.float64],
+) -> float:
+    """tr((W − Q) H (W − Q)ᵀ)."""
