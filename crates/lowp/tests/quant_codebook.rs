@@ -392,3 +392,19 @@ fn codebook_kernel_matches_per_element() {
         }
     }
 }
+
+#[test]
+fn kernel_edge_cases_found_in_review() {
+    // A non-zero amax whose scale underflows to 0 in a format without zero (e8m0): NaN scales, as per
+    // element (the kernel once gave such groups the all-zero group's scale).
+    let e8 = CodebookScheme::parse("codebook(0,4,8):g4:scale=e8m0").unwrap();
+    same_both_ways::<f64>(&e8, &[5e-324, 0.0, -5e-324, 0.0, 1.0, 2.0, 3.0, 4.0], "underflowing scale");
+    // Groups longer than the kernel takes, beside short ones.
+    let long = BitMod::new(4, 5000).unwrap();
+    let x: Vec<f64> = (0..12_345).map(|i| ((i * 7919 % 1000) as f64 - 500.0) / 64.0).collect();
+    same_both_ways::<f32>(&long, &x, "groups of 5000");
+    // Float64 subnormal scales in many one-element groups (taken aside in one pass, not one removal each).
+    let tiny = CodebookScheme::parse("codebook(-1,-0.5,0,0.5,1):g1:scale=float64").unwrap();
+    let x: Vec<f64> = (0..20_000).map(|i| 1e-309 * (1 + i % 7) as f64).collect();
+    same_both_ways::<f64>(&tiny, &x, "subnormal float64 scales");
+}

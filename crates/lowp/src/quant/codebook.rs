@@ -566,10 +566,15 @@ fn nan_at(index: usize) -> Error {
     Error::NotRepresentable { value: f64::NAN, index, format: "codebook".into(), why: "codebooks have no NaN" }
 }
 
+/// Groups longer than this take [`GroupFit::best`]: the kernel's scratch memory grows with the group length
+/// (about 300 bytes per element of the longest group in a batch).
+const KERNEL_GROUP_MAX: usize = 4096;
+
 /// Codes, scales and type ids of a contiguous layout by the batch kernel, in parallel batches of groups: per
 /// group its largest finite magnitude, the scales (rounded in one call per batch), then the kernel. Groups
-/// holding an infinity, or with a scale whose half is not exact (below twice float64's smallest normal number),
-/// take [`GroupFit::best`]; a NaN is the error of the first one, as per element.
+/// holding an infinity, longer than [`KERNEL_GROUP_MAX`], or with a scale whose half is not exact (below twice
+/// float64's smallest normal number, or NaN) take [`GroupFit::best`]; a NaN is the error of the first one, as
+/// per element.
 #[allow(clippy::type_complexity)]
 fn by_kernel<T: Element>(
     plan: &GridBooks,
@@ -587,6 +592,7 @@ fn by_kernel<T: Element>(
         let slots = plan.slots();
         let (mut jobs, mut aside) = (Vec::with_capacity(blocks.len()), Vec::new());
         let (mut ks, mut raw) = (Vec::with_capacity(blocks.len()), Vec::with_capacity(blocks.len() * slots));
+        let mut zero = Vec::with_capacity(blocks.len());
         for (k, r) in layout.block_ranges(b0, blocks.len()).enumerate() {
             let (lo, hi, nonfinite) = finite_range(&x[r.clone()]);
             if nonfinite {
@@ -596,27 +602,36 @@ fn by_kernel<T: Element>(
                 aside.push(k);
                 continue;
             }
+            if r.len() > KERNEL_GROUP_MAX {
+                aside.push(k);
+                continue;
+            }
             let amax = hi.max(-lo);
             raw.extend((0..slots).map(|s| if amax == 0.0 { 0.0 } else { amax / plan.slot_max_abs(s) }));
             ks.push(k);
+            zero.push(amax == 0.0);
             jobs.push(GroupJob { at: r.start - i0, len: r.len(), scales: [0.0; 4], fitted: (0, 0.0) });
         }
         let mut rounded = raw.clone();
         fit.scale_rounder.round_at(0, &mut rounded);
-        for (job, (raw, rounded)) in jobs.iter_mut().zip(raw.chunks_exact(slots).zip(rounded.chunks_exact(slots))) {
+        // An all-zero group gets the empty-block scale; any other keeps its rounded scale, even when amax /
+        // max|value| underflowed to 0 (a format without zero makes that NaN, and the group goes aside).
+        for ((job, &zero), rounded) in jobs.iter_mut().zip(&zero).zip(rounded.chunks_exact(slots)) {
             for s in 0..slots {
-                job.scales[s] = if raw[s] == 0.0 { empty } else { rounded[s] };
+                job.scales[s] = if zero { empty } else { rounded[s] };
             }
         }
-        let mut i = 0;
-        while i < jobs.len() {
-            if jobs[i].scales[..slots].iter().all(|&s| halves(s)) {
-                i += 1;
+        // Groups with a scale whose half is not exact (float64 subnormal scales, NaN) go aside, in one pass.
+        let (mut kept_jobs, mut kept_ks) = (Vec::with_capacity(jobs.len()), Vec::with_capacity(ks.len()));
+        for (job, k) in jobs.into_iter().zip(ks) {
+            if job.scales[..slots].iter().all(|&s| halves(s)) {
+                kept_jobs.push(job);
+                kept_ks.push(k);
             } else {
-                jobs.remove(i);
-                aside.push(ks.remove(i)); // float64 subnormal scales (a float64 scale format): rare
+                aside.push(k);
             }
         }
+        let (mut jobs, ks) = (kept_jobs, kept_ks);
         fit_groups(plan, &x[i0..i0 + codes.len()], &mut jobs, codes);
         for (&k, job) in ks.iter().zip(&jobs) {
             blocks[k] = (job.fitted.1, job.fitted.0);
