@@ -617,8 +617,8 @@ fn by_kernel<T: Element>(
         // An all-zero group gets the empty-block scale; any other keeps its rounded scale, even when amax /
         // max|value| underflowed to 0 (a format without zero makes that NaN, and the group goes aside).
         for ((job, &zero), rounded) in jobs.iter_mut().zip(&zero).zip(rounded.chunks_exact(slots)) {
-            for s in 0..slots {
-                job.scales[s] = if zero { empty } else { rounded[s] };
+            for (scale, &r) in job.scales[..slots].iter_mut().zip(rounded) {
+                *scale = if zero { empty } else { r };
             }
         }
         // Groups with a scale whose half is not exact (float64 subnormal scales, NaN) go aside, in one pass.
