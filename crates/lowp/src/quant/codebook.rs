@@ -410,16 +410,9 @@ impl BitMod {
         let books = self.variants();
         let plan = if layout.contiguous() { GridBooks::new(&books, cfg.mode) } else { None };
         let Some(plan) = plan.filter(|_| layout.packs(self.bits)) else { return Ok(None) };
-        let scale_format = self.scale_format();
-        let saturating = scale_format.clone().with_saturation(true);
-        let rne = Rounding::new(RoundingMode::NearestEven);
-        let fit = GroupFit {
-            books: &books,
-            scale_format: &scale_format,
-            scale_rounder: Encoder::new(&saturating, &rne)?,
-            cfg,
-        };
-        let (codes, scales, types) = by_kernel(&plan, &fit, &layout, x, Some(self.bits))?;
+        let (codes, scales, types) = with_group_fit(&books, &self.scale_format(), cfg, |fit| {
+            by_kernel(&plan, fit, &layout, x, Some(self.bits))
+        })?;
         Ok(codes.packed().map(|codes| (codes, scales, types)))
     }
 
@@ -518,6 +511,19 @@ enum Route {
     PerElement,
 }
 
+/// Runs `f` with the [`GroupFit`] of `books`, scales stored in `scale_format` (rounded to nearest even,
+/// saturating) and elements rounded by `cfg`.
+fn with_group_fit<R>(
+    books: &[Codebook],
+    scale_format: &Format,
+    cfg: &Rounding,
+    f: impl FnOnce(&GroupFit) -> Result<R>,
+) -> Result<R> {
+    let saturating = scale_format.clone().with_saturation(true);
+    let rne = Rounding::new(RoundingMode::NearestEven);
+    f(&GroupFit { books, scale_format, scale_rounder: Encoder::new(&saturating, &rne)?, cfg })
+}
+
 /// Quantizes groups with each codebook of `books` and keeps the one with the least squared error.
 #[allow(clippy::too_many_arguments)]
 fn quantize_grouped<T: Element>(
@@ -536,17 +542,14 @@ fn quantize_grouped<T: Element>(
     }
     let layout = Layout::new(shape, axis, Granularity::Group(group))?;
     check_len(layout.len(), x.len())?;
-    let saturating = scale_format.clone().with_saturation(true);
-    let rne = Rounding::new(RoundingMode::NearestEven);
-    let fit = GroupFit { books, scale_format, scale_rounder: Encoder::new(&saturating, &rne)?, cfg };
     let plan = if route == Route::Fastest && layout.contiguous() { GridBooks::new(books, cfg.mode) } else { None };
-    let (codes, scales, types) = match plan {
+    let (codes, scales, types) = with_group_fit(books, scale_format, cfg, |fit| match plan {
         Some(plan) => {
-            let (codes, scales, types) = by_kernel(&plan, &fit, &layout, x, None)?;
-            (codes.each(), scales, types)
+            let (codes, scales, types) = by_kernel(&plan, fit, &layout, x, None)?;
+            Ok((codes.each(), scales, types))
         }
-        None => per_element(&fit, &layout, x)?,
-    };
+        None => per_element(fit, &layout, x),
+    })?;
     Ok(CodebookQuantized {
         codebooks: books.to_vec(),
         code_bits: books[0].bits(),
