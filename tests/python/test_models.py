@@ -97,3 +97,25 @@ def test_logits_match_transformers(hf, tmp_path, start, n):
     for t in np.nonzero(top_ours != top_theirs)[0]:
         gap = theirs[t, top_theirs[t]] - theirs[t, top_ours[t]]
         assert gap < 1e-3, (t, gap)
+
+
+@pytest.mark.parametrize("scheme,ggml", [("int8:g32:sym:scale=fp16", "Q8_0"), ("int4:g32:sym:full:scale=fp16", "Q4_0"),
+                                         ("mxfp4", "MXFP4")])
+def test_exported_gguf_reads_back_in_the_gguf_package(tmp_path, scheme, ggml):
+    """`lowp export` writes ggml blocks that llama.cpp's own Python reader decodes to lowp's values."""
+    import gguf
+
+    import lowp as lp
+
+    lowp("ptq", "-s", scheme, "--out", str(tmp_path / "q.safetensors"))
+    lowp("export", "--quantized", str(tmp_path / "q.safetensors"), "--out", str(tmp_path / "m.gguf"))
+    reader = gguf.GGUFReader(tmp_path / "m.gguf")
+    tensors = {t.name: t for t in reader.tensors}
+    ours = lp.load_all(tmp_path / "q.safetensors")
+    assert len(ours) == 210
+    for name in ["blk.0.attn_q.weight", "blk.17.ffn_down.weight", "blk.29.attn_v.weight"]:
+        t = tensors[name]
+        assert t.tensor_type.name == ggml
+        theirs = gguf.quants.dequantize(t.data, t.tensor_type).reshape(ours[name].shape)
+        assert np.array_equal(theirs.astype(np.float32), ours[name].dequantize()), name
+    assert tensors["token_embd.weight"].tensor_type.name == "Q8_0"  # kept as it was

@@ -112,6 +112,24 @@ enum Command {
     Tokenize(TokenizeArgs),
     /// Logits of every position of a window of token ids (.npy of unsigned integers), as float32 [n, vocab].
     Logits(LogitsArgs),
+    /// Write a model with the layers of `lowp ptq` as a GGUF file (q8_0, q4_0, q4_1 or mxfp4 blocks) that
+    /// llama.cpp runs; the values are exactly lowp's.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = MODEL_HELP)]
+struct ExportArgs {
+    /// The llama-architecture GGUF file the layers were quantized from.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// Layers quantized by `lowp ptq` (int8:g32:sym:scale=fp16, int4:g32:sym:scale=fp16,
+    /// int4:g32:asym:scale=fp16 or mxfp4).
+    #[arg(long, value_name = "Q")]
+    quantized: PathBuf,
+    /// Output .gguf file (written only if everything succeeds).
+    #[arg(long, value_name = "OUT")]
+    out: PathBuf,
 }
 
 /// What the model commands read when not told (scripts/fetch-models.sh prepares them).
@@ -679,6 +697,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Tokenize(a) => model::tokenize(a.model.as_deref(), a.text.as_deref(), a.max_tokens, &a.output),
         Command::Logits(a) => model::logits(a.model.as_deref(), a.quantized.as_deref(), &a.ids, &a.output),
+        Command::Export(a) => model::export(a.model.as_deref(), &a.quantized, &a.out, out),
         Command::Demo(DemoCommand::Harmonic(a)) => {
             let opts = demo::HarmonicOptions {
                 formats: a.formats.map_or_else(|| named(demo::HARMONIC_FORMATS), |l| l.0),

@@ -182,8 +182,8 @@ pub fn tokenize(model: Option<&Path>, text: Option<&Path>, max: Option<usize>, o
 
 /// `lowp logits`: the logits of every position of a window of token ids (a .npy array of unsigned integers) as
 /// a float32 .npy array `[n, vocab]`.
-pub fn logits(model: Option<&Path>, quantized: Option<&Path>, ids: &Path, output: &Path) -> Result<()> {
-    let a = npy::read(ids, npy::CODES, "logits")?;
+pub fn logits(model: Option<&Path>, quantized: Option<&Path>, ids_path: &Path, output: &Path) -> Result<()> {
+    let a = npy::read(ids_path, npy::CODES, "logits")?;
     let ids: Vec<u32> = match a.data {
         Data::U8(v) => v.into_iter().map(u32::from).collect(),
         Data::U16(v) => v.into_iter().map(u32::from).collect(),
@@ -192,9 +192,31 @@ pub fn logits(model: Option<&Path>, quantized: Option<&Path>, ids: &Path, output
         _ => unreachable!("npy::read returns only the accepted kinds"),
     };
     if ids.is_empty() {
-        bail!("{}: no token ids", output.display());
+        bail!("{}: no token ids (accepted: a 1-D array of unsigned integers, one window)", ids_path.display());
     }
     let (m, _) = open(model, quantized)?;
     let l = m.forward(&ids, &mut NoTaps)?;
     npy::write(output, &[ids.len() as u64, m.config.vocab as u64], &l)
+}
+
+/// `lowp export`: the model with the layers of `quantized` as ggml blocks, to a GGUF file.
+pub fn export(model: Option<&Path>, quantized: &Path, output: &Path, out: &mut dyn Write) -> Result<()> {
+    if !output.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+        bail!("{}: the output of export is a .gguf file", output.display());
+    }
+    let g = Gguf::open(model_path(model)?)?;
+    let mut file = lowp::quant::SafetensorsFile::open(quantized)?;
+    let layers = file.quantized()?;
+    if layers.is_empty() {
+        bail!("{}: no tensors quantized by lowp in it", quantized.display());
+    }
+    let scheme = match file.metadata().get(ptq::SCHEME_KEY) {
+        Some(s) => s.clone(),
+        None => layers[0].1.scheme().to_string(),
+    };
+    let kinds = lowp_model::export::gguf(&g, &layers, &scheme, output)?;
+    let mut names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    names.dedup();
+    writeln!(out, "{} layers as {} ({scheme}); wrote {}", layers.len(), names.join(", "), output.display())?;
+    Ok(())
 }

@@ -161,15 +161,19 @@ pub fn apply_file(model: &mut Llama, path: &Path) -> Result<usize> {
     Ok(tensors.len())
 }
 
-/// The calibration Hessian of each input site of one block.
+/// The calibration Hessian of each input site of one block, and the first input that could not be added
+/// (non-finite activations).
 struct SiteHessians {
     sites: Vec<(Site, Hessian)>,
+    failed: Option<(Site, lowp::Error)>,
 }
 
 impl Taps for SiteHessians {
     fn input(&mut self, _: usize, site: Site, x: &[f32], rows: usize) {
         if let Some((_, h)) = self.sites.iter_mut().find(|(s, _)| *s == site) {
-            h.add(x, rows).expect("the forward pass gives finite [rows, width] inputs");
+            if let (Err(e), None) = (h.add(x, rows), &self.failed) {
+                self.failed = Some((site, e));
+            }
         }
     }
 }
@@ -206,9 +210,16 @@ pub fn gptq_model(
                 (Site::Ffn, Hessian::new(dim)),
                 (Site::FfnDown, Hessian::new(ffn)),
             ],
+            failed: None,
         };
         for (x, w) in xs.iter().zip(calibration) {
             model.block(l, &mut x.clone(), w.len(), &mut taps);
+        }
+        if let Some((site, e)) = taps.failed {
+            return Err(Error::Tensor {
+                name: format!("blk.{l} {site:?} inputs"),
+                why: format!("the calibration activations cannot make a Hessian: {e}"),
+            });
         }
         // One factorization per site, shared by the layers that read it.
         let prepared: Vec<(Site, GptqHessian)> = taps

@@ -205,3 +205,30 @@ fn gptq_on_the_whole_model_beats_rtn_at_3_bits() {
     let e = ptq::gptq_model(&mut f.model.clone(), &mx, &calibration(1), &GptqOptions::default(), &mut |_, _, _| {});
     assert!(e.unwrap_err().to_string().contains("affine integer"));
 }
+
+#[test]
+fn exported_gguf_holds_lowps_weights() {
+    let f = fixture();
+    let g = Gguf::open(data::smollm2().unwrap()).unwrap();
+    for (spec, kind) in [("int8:g32:sym:scale=fp16", GgmlType::Q8_0), ("mxfp4", GgmlType::Mxfp4)] {
+        let mut m = f.model.clone();
+        let q = ptq::rtn(&mut m, &Scheme::parse(spec).unwrap(), &Rounding::default(), &mut |_, _, _| {}).unwrap();
+        let path = std::env::temp_dir().join(format!("lowp-export-{}.gguf", std::process::id()));
+        let kinds = lowp_model::export::gguf(&g, &q.layers, spec, &path).unwrap();
+        assert!(kinds.iter().all(|&k| k == kind));
+        let back = Gguf::open(&path).unwrap();
+        let exported = Llama::from_gguf(&back).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        for (a, b) in exported.linears().iter().zip(m.linears()) {
+            assert_eq!(a.w, b.w, "{spec} {}", a.name);
+        }
+        assert_eq!(exported.embedding, f.model.embedding);
+        assert_eq!(back.tensors.len(), g.tensors.len());
+        assert_eq!(back.get("lowp.scheme").and_then(|v| v.as_str()), Some(spec));
+    }
+    let mut m = f.model.clone();
+    let q =
+        ptq::rtn(&mut m, &Scheme::parse("int4:g128:asym").unwrap(), &Rounding::default(), &mut |_, _, _| {}).unwrap();
+    let e = lowp_model::export::gguf(&g, &q.layers, "int4:g128:asym", std::path::Path::new("/nonexistent/x.gguf"));
+    assert!(e.unwrap_err().to_string().contains("no ggml block type"));
+}
