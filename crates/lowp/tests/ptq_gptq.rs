@@ -115,7 +115,7 @@ fn blocked_gptq_equals_the_plain_reference() {
             }
             let o0 = GptqOptions { act_order, static_groups, ..GptqOptions::default() };
             let want = reference(&s, &w, rows, cols, &h, &o0);
-            for block in [1, 7, 16, 128] {
+            for block in [1, 7, 16, 128, usize::MAX] {
                 let o = GptqOptions { block, ..o0.clone() };
                 let got = gptq(&s, &w, rows, cols, &h, &o).unwrap();
                 let differ = got.quantized.codes.iter().zip(&want).filter(|(a, b)| a != b).count();

@@ -225,7 +225,7 @@ impl GptqHessian {
         let mut codes = vec![0i32; rows * cols];
         let mut values = vec![0.0; rows * cols];
         let mut loss = 0.0;
-        let b = opts.block;
+        let b = opts.block.min(n); // a block longer than the matrix is the whole matrix
         let mut err = vec![0.0; b * rows];
         for i1 in (0..n).step_by(b) {
             let i2 = (i1 + b).min(n);
