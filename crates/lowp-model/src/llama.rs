@@ -246,8 +246,16 @@ impl Llama {
         Llama::from_gguf(&Gguf::open(path)?)
     }
 
-    /// The embedding rows of `tokens`: `[tokens.len(), dim]`.
+    /// The embedding rows of `tokens`: `[tokens.len(), dim]`. A window longer than the context the model was
+    /// trained for is an error (attention memory grows with its square).
     pub fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        if tokens.len() > self.config.context {
+            return Err(Error::Invalid(format!(
+                "a window of {} tokens is longer than the model's context of {}",
+                tokens.len(),
+                self.config.context
+            )));
+        }
         let d = self.config.dim;
         let mut x = vec![0f32; tokens.len() * d];
         for (row, &t) in x.chunks_exact_mut(d).zip(tokens) {

@@ -76,6 +76,8 @@ fn logits_do_not_see_the_future() {
     let v = f.model.config.vocab;
     assert_eq!(la[..32 * v], lb[..32 * v], "positions before the change");
     assert_ne!(la[32 * v..33 * v], lb[32 * v..33 * v]);
+    let long = vec![1u32; f.model.config.context + 1];
+    assert!(f.model.forward(&long, &mut NoTaps).unwrap_err().to_string().contains("longer than the model's context"));
     // A window's prefix gives the prefix's logits.
     let lp = f.model.forward(&a[..20], &mut NoTaps).unwrap();
     let worst = lp.iter().zip(&la[..20 * v]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
