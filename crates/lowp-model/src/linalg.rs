@@ -1,7 +1,8 @@
 //! The dense float32 building blocks of the forward passes: products with a weight matrix, RMS and layer
-//! normalization, softmax. Products run on `matrixmultiply`'s sgemm, split over rows of the activations
+//! normalization, softmax. Products run on `matrixmultiply`'s sgemm (through [`lowp::ptq::gemm`]), split over rows of the activations
 //! across rayon's threads.
 
+use lowp::ptq::gemm;
 use rayon::prelude::*;
 
 /// Rows of activations per parallel task (the last task takes the remainder).
@@ -15,40 +16,8 @@ pub fn matmul_t(x: &[f32], w: &[f32], rows: usize, inp: usize, out: usize, y: &m
     let per = rows.div_ceil(tasks.min(rayon::current_num_threads().max(1) * 4)).max(1);
     y[..rows * out].par_chunks_mut(per * out).zip(x[..rows * inp].par_chunks(per * inp)).for_each(|(yc, xc)| {
         let m = xc.len() / inp.max(1);
-        gemm(m, inp, out, xc, inp as isize, 1, w, 1, inp as isize, yc, out as isize);
+        gemm(m, inp, out, 1.0, xc, (inp as isize, 1), w, (1, inp as isize), 0.0, yc, out as isize);
     });
-}
-
-/// `c[m, n] = a[m, k] · b[k, n]` with row and column strides (in elements) for `a` and `b`, `c` row-major with
-/// row stride `rsc`.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    rsa: isize,
-    csa: isize,
-    b: &[f32],
-    rsb: isize,
-    csb: isize,
-    c: &mut [f32],
-    rsc: isize,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let last = |r: isize, cs: isize, rows: usize, cols: usize| (rows as isize - 1) * r + (cols as isize - 1) * cs;
-    assert!(
-        k == 0 || (last(rsa, csa, m, k) < a.len() as isize && last(rsb, csb, k, n) < b.len() as isize),
-        "gemm operand bounds"
-    );
-    assert!(last(rsc, 1, m, n) < c.len() as isize, "gemm output bounds");
-    // SAFETY: the asserts above keep every element the strides reach inside the slices; `c` is borrowed
-    // mutably, so it aliases neither input.
-    unsafe {
-        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), rsc, 1);
-    }
 }
 
 /// RMS normalization of each row of `x` (`[rows, d]`) times `w`, into `y`: x / sqrt(mean(x²) + eps) · w.

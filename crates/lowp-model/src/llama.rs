@@ -17,7 +17,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
-use crate::linalg::{gemm, matmul_t, rms_norm, softmax};
+use crate::linalg::{matmul_t, rms_norm, softmax};
+use lowp::ptq::gemm;
 
 /// The hyperparameters of a llama model.
 #[derive(Clone, Debug, PartialEq)]
@@ -387,7 +388,8 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], rows: usize, heads: usize, kv_head
             let kh = h / group;
             let mut s = vec![0f32; rows * rows];
             // scores = q_h · k_hᵀ
-            gemm(rows, hd, rows, &q[h * hd..], qd as isize, 1, &k[kh * hd..], 1, kvd as isize, &mut s, rows as isize);
+            let (queries, keys) = (&q[h * hd..], &k[kh * hd..]);
+            gemm(rows, hd, rows, 1.0, queries, (qd as isize, 1), keys, (1, kvd as isize), 0.0, &mut s, rows as isize);
             for (t, row) in s.chunks_exact_mut(rows).enumerate() {
                 let live = &mut row[..=t];
                 for x in live.iter_mut() {
@@ -397,7 +399,19 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], rows: usize, heads: usize, kv_head
                 row[t + 1..].fill(0.0);
             }
             let mut o = vec![0f32; rows * hd];
-            gemm(rows, rows, hd, &s, rows as isize, 1, &v[kh * hd..], kvd as isize, 1, &mut o, hd as isize);
+            gemm(
+                rows,
+                rows,
+                hd,
+                1.0,
+                &s,
+                (rows as isize, 1),
+                &v[kh * hd..],
+                (kvd as isize, 1),
+                0.0,
+                &mut o,
+                hd as isize,
+            );
             o
         })
         .collect();

@@ -1,5 +1,6 @@
-//! Dense float64 linear algebra for the PTQ methods: Cholesky factors and the inverse of a symmetric
-//! positive definite matrix (row-major, n × n), and products on `matrixmultiply`'s dgemm.
+//! Dense linear algebra for the PTQ methods (and lowp-model's forward passes): Cholesky factors and the
+//! inverse of a symmetric positive definite matrix (float64, row-major, n × n), and bounds-checked products
+//! on `matrixmultiply`'s sgemm and dgemm.
 
 use crate::error::{Error, Result};
 
@@ -63,20 +64,83 @@ pub fn inverse_upper_cholesky(a: &[f64], n: usize) -> Result<Vec<f64>> {
     Ok((0..n * n).map(|p| m[(n - 1 - p / n) * n + (n - 1 - p % n)]).collect())
 }
 
+/// A float type `matrixmultiply` multiplies: float32 (sgemm) or float64 (dgemm).
+pub trait GemmFloat: Copy + sealed::Sealed {
+    /// `matrixmultiply`'s sgemm or dgemm.
+    ///
+    /// # Safety
+    /// The strides must keep every element reached inside the operands, and `c` must alias neither.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn raw_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+macro_rules! gemm_float {
+    ($t:ty, $f:ident) => {
+        impl GemmFloat for $t {
+            unsafe fn raw_gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: $t,
+                a: *const $t,
+                rsa: isize,
+                csa: isize,
+                b: *const $t,
+                rsb: isize,
+                csb: isize,
+                beta: $t,
+                c: *mut $t,
+                rsc: isize,
+                csc: isize,
+            ) {
+                // SAFETY: the caller's contract is matrixmultiply's.
+                unsafe { matrixmultiply::$f(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+            }
+        }
+    };
+}
+gemm_float!(f32, sgemm);
+gemm_float!(f64, dgemm);
+
 /// c ← alpha · a · b + beta · c for a `[m, k]` and b `[k, n]` given by (row stride, column stride), c
-/// row-major with row stride `rsc`.
+/// row-major with row stride `rsc`, in float32 or float64 (`matrixmultiply`, cache-blocked, one thread).
+///
+/// # Panics
+/// If the strides reach outside an operand.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm(
+pub fn gemm<F: GemmFloat>(
     m: usize,
     k: usize,
     n: usize,
-    alpha: f64,
-    a: &[f64],
+    alpha: F,
+    a: &[F],
     (rsa, csa): (isize, isize),
-    b: &[f64],
+    b: &[F],
     (rsb, csb): (isize, isize),
-    beta: f64,
-    c: &mut [f64],
+    beta: F,
+    c: &mut [F],
     rsc: isize,
 ) {
     if m == 0 || n == 0 {
@@ -90,9 +154,7 @@ pub fn gemm(
     assert!(last(rsc, 1, m, n) < c.len() as isize, "gemm output bounds");
     // SAFETY: the asserts keep every element the strides reach inside the slices (all strides are
     // non-negative here); `c` is a unique borrow, so it aliases neither input.
-    unsafe {
-        matrixmultiply::dgemm(m, k, n, alpha, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, 1);
-    }
+    unsafe { F::raw_gemm(m, k, n, alpha, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, 1) }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 mod dense;
 mod gptq;
 
-pub use dense::{cholesky_lower, inverse_upper_cholesky};
+pub use dense::{cholesky_lower, gemm, inverse_upper_cholesky, GemmFloat};
 pub use gptq::{gptq, Gptq, GptqHessian, GptqOptions};
 
 use crate::error::{Error, Result};
@@ -59,25 +59,7 @@ impl Hessian {
             let t = chunk.len() / d.max(1);
             // part = chunkᵀ chunk in float32 (sgemm), added to the float64 sum: at most CHUNK products per
             // entry are summed in float32.
-            // SAFETY: chunk is [t, d] and part is [d, d], both row-major; the strides stay inside them.
-            unsafe {
-                matrixmultiply::sgemm(
-                    d,
-                    t,
-                    d,
-                    1.0,
-                    chunk.as_ptr(),
-                    1,
-                    d as isize,
-                    chunk.as_ptr(),
-                    d as isize,
-                    1,
-                    0.0,
-                    part.as_mut_ptr(),
-                    d as isize,
-                    1,
-                );
-            }
+            dense::gemm(d, t, d, 1.0, chunk, (1, d as isize), chunk, (d as isize, 1), 0.0, &mut part, d as isize);
             for (s, &p) in self.sum.iter_mut().zip(&part) {
                 *s += f64::from(p);
             }
