@@ -189,11 +189,7 @@ pub fn gptq_model(
     options: &GptqOptions,
     progress: &mut dyn FnMut(usize, usize, &str),
 ) -> Result<QuantizedModel> {
-    let Scheme::Int(int) = scheme else {
-        return Err(Error::Invalid(format!(
-            "GPTQ in lowp quantizes to the affine integer schemes (int<b>:...); `{scheme}` is not one"
-        )));
-    };
+    let int = lowp::ptq::gptq_scheme(scheme)?;
     options.check(int)?;
     if calibration.is_empty() || calibration.iter().any(|w| w.is_empty()) {
         return Err(Error::Invalid("GPTQ needs calibration text: at least one non-empty window of tokens".into()));

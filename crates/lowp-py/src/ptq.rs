@@ -4,7 +4,6 @@
 
 use lowp::ptq::{self, GptqOptions, Hessian};
 use lowp::quant::{Quantized, QuantizedTensor, Scheme};
-use lowp::Error;
 use numpy::PyArray1;
 use pyo3::prelude::*;
 
@@ -28,11 +27,7 @@ fn gptq_array<'py>(
     static_groups: bool,
 ) -> PyResult<(PyQuantizedTensor, Bound<'py, PyArray1<f64>>, f64)> {
     let parsed = Scheme::parse(scheme).map_err(to_py)?;
-    let Scheme::Int(int) = &parsed else {
-        return Err(to_py(Error::InvalidOption(format!(
-            "GPTQ quantizes to the affine integer schemes (int<b>:...); `{scheme}` is not one"
-        ))));
-    };
+    let int = ptq::gptq_scheme(&parsed).map_err(to_py)?;
     let opts = GptqOptions { damp, block, act_order, static_groups };
     let (w, h) = (read(w)?, read(h)?);
     let (w, h) = (w.as_slice()?, h.as_slice()?);

@@ -18,7 +18,7 @@
 //! (the original implementation instead stores a group index per column).
 
 use crate::error::{Error, Result};
-use crate::quant::{AffineInt, Granularity, QuantizedInt};
+use crate::quant::{AffineInt, Granularity, QuantizedInt, Scheme};
 
 use super::dense::{gemm, inverse_upper_cholesky};
 
@@ -52,6 +52,16 @@ impl GptqOptions {
             )));
         }
         Ok(())
+    }
+}
+
+/// The affine integer scheme of `scheme`: the only kind GPTQ quantizes to.
+pub fn gptq_scheme(scheme: &Scheme) -> Result<&AffineInt> {
+    match scheme {
+        Scheme::Int(s) => Ok(s),
+        other => Err(Error::InvalidOption(format!(
+            "GPTQ quantizes to the affine integer schemes (int<b>:...); `{other}` is not one"
+        ))),
     }
 }
 
@@ -104,7 +114,6 @@ impl Grids {
 /// # Ok::<(), lowp::Error>(())
 /// ```
 pub fn gptq(scheme: &AffineInt, w: &[f64], rows: usize, cols: usize, h: &[f64], opts: &GptqOptions) -> Result<Gptq> {
-    check(w, rows, cols, h)?;
     GptqHessian::new(h, cols, opts)?.quantize(scheme, w, rows)
 }
 
@@ -298,21 +307,4 @@ impl GptqHessian {
         let quantized = QuantizedInt { scheme: scheme.clone(), shape: vec![rows, cols], axis, codes, scales, zeros };
         Ok(Gptq { quantized, values, loss })
     }
-}
-
-/// The shapes of `w` and `h` against each other (the rest is checked where it is used).
-fn check(w: &[f64], rows: usize, cols: usize, h: &[f64]) -> Result<()> {
-    if rows == 0 || cols == 0 || w.len() != rows * cols {
-        return Err(Error::InvalidOption(format!(
-            "GPTQ: a weight of {} values is not [{rows}, {cols}] (rows and columns at least 1)",
-            w.len()
-        )));
-    }
-    if h.len() != cols * cols {
-        return Err(Error::InvalidOption(format!(
-            "GPTQ: the Hessian has {} values; a weight with {cols} columns needs [{cols}, {cols}]",
-            h.len()
-        )));
-    }
-    Ok(())
 }

@@ -9,7 +9,7 @@ mod dense;
 mod gptq;
 
 pub use dense::{cholesky_lower, gemm, inverse_upper_cholesky, GemmFloat};
-pub use gptq::{gptq, Gptq, GptqHessian, GptqOptions};
+pub use gptq::{gptq, gptq_scheme, Gptq, GptqHessian, GptqOptions};
 
 use crate::error::{Error, Result};
 
