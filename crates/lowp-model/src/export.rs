@@ -28,8 +28,8 @@ int4:g32:asym:scale=fp16 (q4_1, when every -scale * zero is a float16), mxfp4 (m
 /// The ggml type and block bytes of `q` (a `[rows, cols]` weight quantized along its rows), or why it has
 /// none.
 pub fn to_ggml(q: &QuantizedTensor) -> std::result::Result<(GgmlType, Vec<u8>), String> {
-    let values = |part: &str| q.part(part).map(lowp::quant::Part::values).unwrap_or_default();
-    let (codes, scales) = (values("codes"), values("scales"));
+    // The scales' stored codes (float16 bits, E8M0 bytes), not their values.
+    let (codes, scales) = (q.codes(), q.part("scales").map(lowp::quant::Part::values).unwrap_or_default());
     if q.shape().len() != 2 || q.axis() != 1 || !q.shape()[1].is_multiple_of(32) {
         return Err(format!(
             "shape {:?} quantized along axis {}: rows of whole 32-blocks are needed",
@@ -63,7 +63,7 @@ pub fn to_ggml(q: &QuantizedTensor) -> std::result::Result<(GgmlType, Vec<u8>), 
                 && s.symmetry() == Symmetry::Asymmetric
                 && s.bits() == 4 =>
         {
-            let zeros = values("zeros");
+            let zeros = q.zeros().unwrap_or_default();
             let decoded = q.scales();
             let mut out = Vec::with_capacity(blocks * 20);
             for (b, c) in codes.chunks_exact(32).enumerate() {

@@ -452,10 +452,6 @@ pub fn write(path: impl AsRef<Path>, metadata: &[(String, Value)], tensors: &[Te
     head.extend_from_slice(&3u32.to_le_bytes());
     head.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
     head.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
-    let put_str = |b: &mut Vec<u8>, s: &str| {
-        b.extend_from_slice(&(s.len() as u64).to_le_bytes());
-        b.extend_from_slice(s.as_bytes());
-    };
     for (k, v) in metadata {
         put_str(&mut head, k);
         head.extend_from_slice(&v.type_id().to_le_bytes());
@@ -491,6 +487,12 @@ pub fn write(path: impl AsRef<Path>, metadata: &[(String, Value)], tensors: &[Te
     })
 }
 
+/// A GGUF string: its length as u64, then its bytes.
+fn put_str(b: &mut Vec<u8>, s: &str) {
+    b.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    b.extend_from_slice(s.as_bytes());
+}
+
 fn put_value(b: &mut Vec<u8>, v: &Value) -> Result<()> {
     match v {
         Value::U8(x) => b.push(*x),
@@ -501,10 +503,7 @@ fn put_value(b: &mut Vec<u8>, v: &Value) -> Result<()> {
         Value::I32(x) => b.extend_from_slice(&x.to_le_bytes()),
         Value::F32(x) => b.extend_from_slice(&x.to_le_bytes()),
         Value::Bool(x) => b.push(u8::from(*x)),
-        Value::Str(s) => {
-            b.extend_from_slice(&(s.len() as u64).to_le_bytes());
-            b.extend_from_slice(s.as_bytes());
-        }
+        Value::Str(s) => put_str(b, s),
         Value::Array(items) => {
             let ty = items.first().map_or(0, Value::type_id);
             if items.iter().any(|i| i.type_id() != ty || matches!(i, Value::Array(_))) {
